@@ -1,0 +1,171 @@
+"""Who is calling: API key authentication with a Redis cache in front of the database.
+
+A key's record is cached under its lookup prefix; any change to the key (revoke, edit, delete) deletes that
+entry on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
+per key and process, not on every request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from accounts import keys
+from accounts.models import ApiKey, Scope
+from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
+from aivax.redis_client import async_redis, rkey, sync_redis
+
+CACHE_TTL_SECONDS = 300
+NEGATIVE_TTL_SECONDS = 30
+TOUCH_INTERVAL_SECONDS = 60
+_last_touch: dict[uuid.UUID, float] = {}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated API key, as the rest of the code sees it."""
+
+    key_id: uuid.UUID
+    organization_id: int
+    scopes: frozenset[str]
+    allowed_gateway_ids: frozenset[uuid.UUID]
+    digest: str
+    expires_at: datetime | None
+    revoked: bool
+
+    def require_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"This API key lacks the '{scope}' scope.", code="missing_scope")
+
+    def may_use_gateway(self, gateway_id: uuid.UUID) -> bool:
+        return not self.allowed_gateway_ids or gateway_id in self.allowed_gateway_ids
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "key_id": str(self.key_id),
+                "organization_id": self.organization_id,
+                "scopes": sorted(self.scopes),
+                "allowed_gateway_ids": sorted(str(g) for g in self.allowed_gateway_ids),
+                "digest": self.digest,
+                "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+                "revoked": self.revoked,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Principal:
+        data = json.loads(raw)
+        return cls(
+            key_id=uuid.UUID(data["key_id"]),
+            organization_id=data["organization_id"],
+            scopes=frozenset(data["scopes"]),
+            allowed_gateway_ids=frozenset(uuid.UUID(g) for g in data["allowed_gateway_ids"]),
+            digest=data["digest"],
+            expires_at=datetime.fromisoformat(data["expires_at"]) if data["expires_at"] else None,
+            revoked=data["revoked"],
+        )
+
+    @classmethod
+    def from_key(cls, key: ApiKey) -> Principal:
+        return cls(
+            key_id=key.id,
+            organization_id=key.organization_id,
+            scopes=frozenset(key.scopes),
+            allowed_gateway_ids=frozenset(key.allowed_gateway_ids),
+            digest=key.digest,
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+        )
+
+
+_MISSING = "-"
+
+
+def _cache_key(prefix: str) -> str:
+    return rkey("apikey", prefix)
+
+
+def forget_cached_key(prefix: str) -> None:
+    sync_redis().delete(_cache_key(prefix))
+
+
+def _check(principal: Principal | None, raw_key: str) -> Principal:
+    # Unknown, revoked and expired keys all get the same answer.
+    if principal is None or not keys.digests_match(principal.digest, raw_key):
+        raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
+    if principal.revoked or (principal.expires_at is not None and principal.expires_at <= timezone.now()):
+        raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
+    return principal
+
+
+def authenticate_key(raw_key: str) -> Principal:
+    prefix = keys.lookup_prefix(raw_key)
+    if prefix is None:
+        raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
+    client = sync_redis()
+    cached = client.get(_cache_key(prefix))
+    if cached is not None:
+        principal = None if cached == _MISSING.encode() else Principal.from_json(cached)
+    else:
+        key = ApiKey.unscoped.filter(prefix=prefix).first()
+        principal = Principal.from_key(key) if key else None
+        if principal is None:
+            client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
+        else:
+            client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+    principal = _check(principal, raw_key)
+    _touch_sync(principal.key_id)
+    return principal
+
+
+async def aauthenticate_key(raw_key: str) -> Principal:
+    prefix = keys.lookup_prefix(raw_key)
+    if prefix is None:
+        raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
+    client = async_redis()
+    cached = await client.get(_cache_key(prefix))
+    if cached is not None:
+        principal = None if cached == _MISSING.encode() else Principal.from_json(cached)
+    else:
+        key = await ApiKey.unscoped.filter(prefix=prefix).afirst()
+        principal = Principal.from_key(key) if key else None
+        if principal is None:
+            await client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
+        else:
+            await client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+    principal = _check(principal, raw_key)
+    if _touch_due(principal.key_id):
+        await ApiKey.unscoped.filter(pk=principal.key_id).aupdate(last_used_at=timezone.now())
+    return principal
+
+
+def _touch_due(key_id: uuid.UUID) -> bool:
+    now = time.monotonic()
+    last = _last_touch.get(key_id)
+    if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
+        return False
+    _last_touch[key_id] = now
+    return True
+
+
+def _touch_sync(key_id: uuid.UUID) -> None:
+    if _touch_due(key_id):
+        ApiKey.unscoped.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+ALL_SCOPES = frozenset(Scope.values)

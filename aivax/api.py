@@ -1,0 +1,89 @@
+"""The /api/v1 API object: one NinjaAPI, one router per app, errors in the OpenAI shape."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from aivax.errors import INVALID_API_KEY_MESSAGE, ApiError, error_body
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="aivax API",
+    version="1",
+    urls_namespace="api-v1",
+    description="OpenAI-compatible inference plus management of gateways, knowledge collections and billing.",
+)
+
+
+def error_response(exc: ApiError) -> JsonResponse:
+    response = JsonResponse(exc.body(), status=exc.status)
+    for key, value in exc.headers.items():
+        response[key] = value
+    return response
+
+
+@api.exception_handler(ApiError)
+def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(exc)
+
+
+@api.exception_handler(AuthenticationError)
+def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    body = error_body(INVALID_API_KEY_MESSAGE, type="invalid_request_error", code="invalid_api_key")
+    return JsonResponse(body, status=401)
+
+
+def _param_name(loc: list[object] | tuple[object, ...]) -> str | None:
+    # Ninja prefixes the source ("body", "query", ...) and the schema argument name; OpenAI names the field.
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "file", "payload")]
+    return ".".join(parts) if parts else None
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    first = exc.errors[0] if exc.errors else {}
+    param = _param_name(first.get("loc", ()))
+    detail = first.get("msg", "Invalid request")
+    message = f"Invalid value for '{param}': {detail}" if param else f"Invalid request: {detail}"
+    return JsonResponse(
+        error_body(message, type="invalid_request_error", param=param, code="invalid_value"), status=400
+    )
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return JsonResponse(error_body("Not found.", type="invalid_request_error", code="not_found"), status=404)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return JsonResponse(error_body(str(exc), type="invalid_request_error"), status=exc.status_code)
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("Unhandled error on %s %s", request.method, request.path)
+    return JsonResponse(
+        error_body("The server had an error while processing your request.", type="api_error", code="internal_error"),
+        status=500,
+    )
+
+
+def _mount_routers() -> None:
+    from accounts.api import router as accounts_router
+    from billing.api import router as billing_router
+    from gateways.api import router as gateways_router
+    from knowledge.api import router as knowledge_router
+
+    api.add_router("", gateways_router)
+    api.add_router("", knowledge_router)
+    api.add_router("", billing_router)
+    api.add_router("", accounts_router)
+
+
+_mount_routers()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AivaxConfig(AppConfig):
+    name = "aivax"
+    verbose_name = "aivax platform"

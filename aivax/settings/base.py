@@ -1,0 +1,135 @@
+"""Settings shared by every flavour (dev, test, production). Values come from aivax.env."""
+
+from __future__ import annotations
+
+from aivax import env
+
+BASE_DIR = env.BASE_DIR
+
+SECRET_KEY = env.env_str("SECRET_KEY", "dev-insecure-secret-key-change-me")
+# Keys are hashed with their own secret so that rotating SECRET_KEY (sessions) does not void every API key.
+API_KEY_HMAC_SECRET = env.env_str("API_KEY_HMAC_SECRET") or SECRET_KEY
+# Fernet key material for upstream credentials stored at rest (derived from this secret).
+FIELD_ENCRYPTION_SECRET = env.env_str("FIELD_ENCRYPTION_SECRET") or SECRET_KEY
+
+DEBUG = env.env_bool("DEBUG", False)
+ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "aivax",
+    "accounts",
+    "gateways",
+    "knowledge",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aivax.urls"
+ASGI_APPLICATION = "aivax.asgi.application"
+WSGI_APPLICATION = "aivax.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.parse_database_url(env.database_url())}
+DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 0)
+
+REDIS_URL = env.redis_url()
+CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+    }
+}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_ROOT = env.DATA_DIR / "media"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 30 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+EMAIL_BACKEND = env.env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.env_str("DEFAULT_FROM_EMAIL", "aivax <no-reply@localhost>")
+
+# Celery: broker and results on Redis; tasks are acknowledged late so a killed worker's task is redelivered.
+CELERY_BROKER_URL = env.env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_RESULT_BACKEND = env.env_str("CELERY_RESULT_BACKEND") or REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "aivax"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_TIMEZONE = "UTC"
+
+# Outbound calls to upstream models.
+UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))
+UPSTREAM_READ_TIMEOUT = float(env.env_str("UPSTREAM_READ_TIMEOUT", "120"))
+UPSTREAM_TOTAL_TIMEOUT = float(env.env_str("UPSTREAM_TOTAL_TIMEOUT", "600"))
+# Hosts (or CIDRs) on private networks that tenants' bring-your-own endpoints may reach anyway.
+OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])
+OUTBOUND_ALLOW_PRIVATE = env.env_bool("OUTBOUND_ALLOW_PRIVATE", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

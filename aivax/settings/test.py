@@ -1,0 +1,22 @@
+"""The test suite. The pytest plugin (aivax.testing.plugin) provides DATABASE_URL and REDIS_URL first."""
+
+from aivax.env import env_str
+
+from .base import *  # noqa: F403
+from .base import CACHES, CELERY_BROKER_TRANSPORT_OPTIONS
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Several test runs may share one Redis: each run keeps its keys and queues under its own prefix.
+_RUN_PREFIX = env_str("AIVAX_TEST_RUN_PREFIX", "aivax-test")
+CACHE_KEY_PREFIX = _RUN_PREFIX
+CACHES["default"]["KEY_PREFIX"] = _RUN_PREFIX
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{_RUN_PREFIX}:"}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{_RUN_PREFIX}:"}
+CELERY_TASK_DEFAULT_QUEUE = f"{_RUN_PREFIX}-queue"
+OUTBOUND_ALLOW_PRIVATE = True
