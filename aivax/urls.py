@@ -9,5 +9,5 @@ urlpatterns = [
     path("readyz", readyz),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
-    path("", include("accounts.urls")),
+    path("", include("console.urls")),
 ]

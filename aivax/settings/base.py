@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "gateways",
     "knowledge",
     "billing",
+    "console",
 ]
 
 MIDDLEWARE = [
