@@ -15,12 +15,32 @@ from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, 
 from gateways.outbound import validate_base_url
 
 GATEWAY_FIELDS = {
-    "name", "catalog_model", "byo_endpoint", "fallback_model_ids", "system_instruction", "user_prompt_template",
-    "assistant_prefill", "include_prefill_in_message", "temperature", "top_p", "max_completion_tokens", "stop",
-    "presence_penalty", "frequency_penalty", "seed", "overridable", "context_max_tokens", "context_overflow",
-    "knowledge_collection", "knowledge_max_results", "knowledge_min_score", "knowledge_use_references",
-    "query_strategy", "query_context_size", "is_active",
-}  # fmt: skip
+    "name",
+    "catalog_model",
+    "byo_endpoint",
+    "fallback_model_ids",
+    "system_instruction",
+    "user_prompt_template",
+    "assistant_prefill",
+    "include_prefill_in_message",
+    "temperature",
+    "top_p",
+    "max_completion_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "overridable",
+    "context_max_tokens",
+    "context_overflow",
+    "knowledge_collection",
+    "knowledge_max_results",
+    "knowledge_min_score",
+    "knowledge_use_references",
+    "query_strategy",
+    "query_context_size",
+    "is_active",
+}
 
 
 def _check_range(fields: dict[str, Any], name: str, low: float, high: float) -> None:
@@ -55,8 +75,9 @@ def _validate(organization: Organization, fields: dict[str, Any]) -> None:
     if "context_overflow" in fields and fields["context_overflow"] not in OverflowAction.values:
         raise InvalidRequest("'context_overflow' must be 'truncate' or 'throw'.", param="context_overflow")
     if "query_strategy" in fields and fields["query_strategy"] not in QueryStrategy.values:
-        raise InvalidRequest(f"'query_strategy' must be one of {', '.join(QueryStrategy.values)}.",
-                             param="query_strategy")  # fmt: skip
+        raise InvalidRequest(
+            f"'query_strategy' must be one of {', '.join(QueryStrategy.values)}.", param="query_strategy"
+        )
     byo = fields.get("byo_endpoint")
     if byo is not None and byo.organization_id != organization.pk:
         raise InvalidRequest("Unknown endpoint.", param="byo_endpoint")
@@ -106,13 +127,26 @@ def gateway_delete(*, gateway: Gateway) -> None:
     transaction.on_commit(lambda: gateway_cache.forget(gateway))
 
 
-def byo_endpoint_create(*, organization: Organization, name: str, base_url: str, model_name: str,
-                        api_key: str = "", context_window: int = 8192) -> ByoEndpoint:  # fmt: skip
+def byo_endpoint_create(
+    *,
+    organization: Organization,
+    name: str,
+    base_url: str,
+    model_name: str,
+    api_key: str = "",
+    context_window: int = 8192,
+) -> ByoEndpoint:
     validate_base_url(base_url)
     if not model_name.strip():
         raise InvalidRequest("Name the upstream model.", param="model_name")
-    return ByoEndpoint.unscoped.create(organization=organization, name=name, base_url=base_url.rstrip("/"),
-                                       model_name=model_name.strip(), api_key=api_key, context_window=context_window)  # fmt: skip
+    return ByoEndpoint.unscoped.create(
+        organization=organization,
+        name=name,
+        base_url=base_url.rstrip("/"),
+        model_name=model_name.strip(),
+        api_key=api_key,
+        context_window=context_window,
+    )
 
 
 def byo_endpoint_update(*, endpoint: ByoEndpoint, **fields: Any) -> ByoEndpoint:
@@ -126,14 +160,27 @@ def byo_endpoint_update(*, endpoint: ByoEndpoint, **fields: Any) -> ByoEndpoint:
     return endpoint
 
 
-def catalog_model_upsert(*, name: str, base_url: str, upstream_model: str, api_key: str = "",
-                         context_window: int = 8192, capabilities: list[str] | None = None,
-                         description: str = "") -> CatalogModel:  # fmt: skip
+def catalog_model_upsert(
+    *,
+    name: str,
+    base_url: str,
+    upstream_model: str,
+    api_key: str = "",
+    context_window: int = 8192,
+    capabilities: list[str] | None = None,
+    description: str = "",
+) -> CatalogModel:
     model, _ = CatalogModel.objects.update_or_create(
         name=name,
-        defaults={"base_url": base_url.rstrip("/"), "upstream_model": upstream_model, "api_key": api_key,
-                  "context_window": context_window, "capabilities": capabilities or ["chat"],
-                  "description": description, "is_active": True},
-    )  # fmt: skip
+        defaults={
+            "base_url": base_url.rstrip("/"),
+            "upstream_model": upstream_model,
+            "api_key": api_key,
+            "context_window": context_window,
+            "capabilities": capabilities or ["chat"],
+            "description": description,
+            "is_active": True,
+        },
+    )
     transaction.on_commit(gateway_cache.forget_all)
     return model
