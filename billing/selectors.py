@@ -1,0 +1,129 @@
+"""Billing reads: balances, usage grouped by a dimension, request drill-down, the ledger for export.
+
+"Usage" is charges net of their reversals: every ledger row except credits and credit reversals (`skus.CREDIT`),
+valued at -balance_delta, dated when it was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, When
+from django.db.models.functions import TruncDate
+
+from billing import skus
+from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry
+from billing.money import MONEY_MAX_DIGITS, MONEY_PLACES, ZERO
+from billing.pricing import UsageLine
+
+GROUP_BY = ("day", "sku", "gateway", "key", "model", "organization")
+_MONEY = DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_PLACES)
+_GROUP_EXPRESSIONS: dict[str, Any] = {
+    "day": TruncDate("created_at", tzinfo=UTC),
+    "sku": F("sku"),
+    "gateway": F("gateway_id"),
+    "key": F("api_key_id"),
+    "model": F("model"),
+    "organization": F("organization_id"),
+}
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: Any
+    amount: Decimal
+    quantity: int
+    requests: int
+
+
+def account_get(*, organization_id: int) -> BillingAccount:
+    """The organization's account; an unsaved zero account if it has none yet (created on first write)."""
+    account = BillingAccount.objects.for_org(organization_id).first()
+    return account or BillingAccount(organization_id=organization_id)
+
+
+def billed_lines(*, organization_id: int, request_id: str) -> list[UsageLine]:
+    """The charge lines the ledger holds for one request, in the order they were billed."""
+    rows = LedgerEntry.objects.for_org(organization_id).filter(request_id=request_id, kind=EntryKind.CHARGE)
+    return [
+        UsageLine(
+            sku=e.sku,
+            quantity=e.quantity,
+            unit_price=e.unit_price,
+            amount=e.amount,
+            description=e.description,
+            estimated=e.estimated,
+        )
+        for e in rows.order_by("position", "id")
+    ]
+
+
+def ledger_entries(
+    *, start: datetime | None = None, end: datetime | None = None, organization_id: int | None = None
+) -> QuerySet[LedgerEntry]:
+    """Ledger rows in [start, end), for one organization or (staff) every one."""
+    rows = LedgerEntry.unscoped.all() if organization_id is None else LedgerEntry.objects.for_org(organization_id)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    return rows
+
+
+def usage_rows(
+    *, start: datetime, end: datetime, group_by: str, organization_id: int | None = None, limit: int | None = None
+) -> list[UsageRow]:
+    """Usage in [start, end) grouped by `group_by`; days in order, other groups by amount (largest first)."""
+    if group_by not in GROUP_BY:
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}")
+    signed_quantity = Case(When(kind=EntryKind.REVERSAL, then=-F("quantity")), default=F("quantity"))
+    rows = (
+        ledger_entries(start=start, end=end, organization_id=organization_id)
+        .exclude(sku=skus.CREDIT)
+        .annotate(group=_GROUP_EXPRESSIONS[group_by])
+        .values("group")
+        .annotate(
+            amount=Sum(-F("balance_delta"), output_field=_MONEY),
+            quantity=Sum(signed_quantity),
+            requests=Count("request_id", distinct=True, filter=Q(kind=EntryKind.CHARGE)),
+        )
+        .order_by("group" if group_by == "day" else "-amount", "group")
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    return [UsageRow(r["group"], r["amount"] or ZERO, r["quantity"] or 0, r["requests"]) for r in rows]
+
+
+def usage_total(rows: list[UsageRow]) -> Decimal:
+    return sum((r.amount for r in rows), ZERO)
+
+
+def recent_requests(
+    *, start: datetime | None = None, end: datetime | None = None, organization_id: int | None = None
+) -> QuerySet[BilledRequest]:
+    rows = BilledRequest.unscoped.all() if organization_id is None else BilledRequest.objects.for_org(organization_id)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    return rows.select_related("organization").order_by("-created_at")
+
+
+def request_entries(*, request_id: str) -> QuerySet[LedgerEntry]:
+    """Every row of one request (charges and any reversals), for staff drill-down."""
+    return LedgerEntry.unscoped.filter(request_id=request_id).select_related("created_by").order_by("position", "id")
+
+
+def ledger_for_export(*, start: datetime, end: datetime, organization_id: int | None = None) -> Iterator[LedgerEntry]:
+    rows = ledger_entries(start=start, end=end, organization_id=organization_id)
+    return rows.select_related("organization", "created_by").order_by("created_at", "id").iterator(chunk_size=2000)
+
+
+def ledger_balance(*, organization_id: int, before: datetime | None = None) -> Decimal:
+    """SUM(balance_delta) of the organization's rows (written before `before`, if given)."""
+    rows = ledger_entries(end=before, organization_id=organization_id)
+    return rows.aggregate(total=Sum("balance_delta"))["total"] or ZERO

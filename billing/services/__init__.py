@@ -1,0 +1,29 @@
+"""Billing writes. Import from here: `from billing.services import reserve, settle, ...`."""
+
+from billing.services.accounts import account_apply, account_ensure, account_set_credit_limit
+from billing.services.aio import acharge, aensure_can_spend, arelease, areserve, asettle
+from billing.services.credits import credit_grant, entry_reverse
+from billing.services.ledger import charge, ensure_can_spend, release, reserve, settle
+from billing.services.reconcile import BalanceCheck, reconcile_balances
+from billing.services.reservations import reservations_release_stale
+
+__all__ = [
+    "BalanceCheck",
+    "account_apply",
+    "account_ensure",
+    "account_set_credit_limit",
+    "acharge",
+    "aensure_can_spend",
+    "arelease",
+    "areserve",
+    "asettle",
+    "charge",
+    "credit_grant",
+    "ensure_can_spend",
+    "entry_reverse",
+    "reconcile_balances",
+    "release",
+    "reservations_release_stale",
+    "reserve",
+    "settle",
+]

@@ -1,0 +1,90 @@
+"""Async twins of the ledger services, for the async inference path.
+
+Each runs the sync function in an executor thread (`thread_sensitive=False`, so billing never queues behind
+other sync work on the event loop's single sync thread) and calls `close_old_connections()` before and after,
+so an executor thread never keeps a broken or expired connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from billing.models import Reservation
+from billing.pricing import UsageLine
+from billing.services import ledger
+
+T = TypeVar("T")
+
+
+def _with_fresh_connection(func: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    close_old_connections()
+    try:
+        return func(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def _run(func: Callable[..., T], **kwargs: Any) -> T:
+    return await sync_to_async(_with_fresh_connection, thread_sensitive=False)(func, kwargs)
+
+
+async def areserve(*, organization_id: int, request_id: str, amount: Decimal) -> Reservation:
+    return await _run(ledger.reserve, organization_id=organization_id, request_id=request_id, amount=amount)
+
+
+async def asettle(
+    *,
+    request_id: str,
+    organization_id: int,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
+    model: str,
+    metadata: dict[str, str] | None,
+) -> list[UsageLine]:
+    return await _run(
+        ledger.settle,
+        request_id=request_id,
+        organization_id=organization_id,
+        lines=lines,
+        gateway_id=gateway_id,
+        api_key_id=api_key_id,
+        model=model,
+        metadata=metadata,
+    )
+
+
+async def arelease(*, request_id: str) -> None:
+    await _run(ledger.release, request_id=request_id)
+
+
+async def aensure_can_spend(*, organization_id: int) -> None:
+    await _run(ledger.ensure_can_spend, organization_id=organization_id)
+
+
+async def acharge(
+    *,
+    organization_id: int,
+    request_id: str,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None = None,
+    api_key_id: uuid.UUID | None = None,
+    model: str = "",
+    metadata: dict[str, str] | None = None,
+) -> list[UsageLine]:
+    return await _run(
+        ledger.charge,
+        organization_id=organization_id,
+        request_id=request_id,
+        lines=lines,
+        gateway_id=gateway_id,
+        api_key_id=api_key_id,
+        model=model,
+        metadata=metadata,
+    )

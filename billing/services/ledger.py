@@ -1,0 +1,205 @@
+"""The contract inference and knowledge call: reserve an estimate, then settle the real lines, or release.
+
+- `reserve` holds an estimate with ONE conditional UPDATE (`reserved += x WHERE balance - reserved - x >=
+  -credit_limit`): PostgreSQL re-checks the condition on the locked row, so concurrent requests cannot overspend.
+  A zero amount (bring-your-own model) is recorded like any other: the request id is claimed, and it is refused
+  when the organization is already at or below its floor (it will still pay searches and rewrites).
+- `settle` writes the ledger rows and the request summary, moves the balance by what was inserted and releases
+  the reservation, in one transaction. The unique constraint on (request_id, sku) decides what a retry writes, so
+  a second call writes nothing and returns the lines already recorded. Settlement may take the balance below the
+  floor (the real cost may exceed the estimate slightly); the reservation is what bounds concurrent spending.
+- `charge` is `settle` without a reservation (knowledge ingestion and search): refused with 402 when the balance
+  is already at or below the floor; concurrent charges may overshoot the floor by their own small amounts.
+- `release`: the upstream failed before any output; nothing is billed and the estimate is freed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from aivax.errors import Conflict, InsufficientBalance
+from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry, Reservation, ReservationStatus
+from billing.money import ZERO, quantize_money
+from billing.pricing import UsageLine
+from billing.selectors import billed_lines
+from billing.services.accounts import account_apply, account_ensure
+from billing.sql import insert_rows, reservation_close
+
+INSUFFICIENT_MESSAGE = (
+    "Your organization's balance is insufficient for this request: it may cost up to {amount} USD. "
+    "Add credit to your organization, or lower max_tokens."
+)
+EXHAUSTED_MESSAGE = "Your organization's balance is exhausted. Add credit to your organization to continue."
+
+
+def _hold(*, organization_id: int, amount: Decimal) -> bool:
+    accounts = BillingAccount.unscoped.filter(organization_id=organization_id)
+    floor_check = F("reserved") - F("credit_limit") + amount
+    accounts = accounts.filter(balance__gte=floor_check) if amount > 0 else accounts.filter(balance__gt=floor_check)
+    return accounts.update(reserved=F("reserved") + amount) == 1
+
+
+def reserve(*, organization_id: int, request_id: str, amount: Decimal) -> Reservation:
+    amount = quantize_money(amount)
+    if amount < 0:
+        raise ValueError("a reservation cannot be negative")
+    reservation = Reservation(organization_id=organization_id, request_id=request_id, amount=amount)
+    with transaction.atomic():
+        inserted = insert_rows([reservation], on_conflict="(request_id) DO NOTHING", returning=("id",))
+        if not inserted:  # a retried reserve: the first one holds the estimate
+            existing = Reservation.unscoped.get(request_id=request_id)
+            if existing.organization_id != organization_id:
+                raise Conflict("This request id is already in use.", param="request_id")
+            return existing
+        reservation.pk = inserted[0][0]
+        reservation._state.adding = False
+        held = _hold(organization_id=organization_id, amount=amount)
+        if not held and not BillingAccount.unscoped.filter(organization_id=organization_id).exists():
+            account_ensure(organization_id=organization_id)
+            held = _hold(organization_id=organization_id, amount=amount)
+        if not held:
+            raise InsufficientBalance(INSUFFICIENT_MESSAGE.format(amount=amount.normalize()))
+    return reservation
+
+
+def _normalized(line: UsageLine) -> UsageLine:
+    return UsageLine(
+        sku=line.sku,
+        quantity=int(line.quantity),
+        unit_price=quantize_money(line.unit_price),
+        amount=quantize_money(line.amount),
+        description=line.description[:300],
+        estimated=line.estimated,
+    )
+
+
+def _record_request(request: BilledRequest) -> None:
+    table = BilledRequest._meta.db_table
+    insert_rows(
+        [request],
+        on_conflict=(
+            f"(request_id) DO UPDATE SET total = {table}.total + EXCLUDED.total, "
+            f"estimated = {table}.estimated OR EXCLUDED.estimated"
+        ),
+    )
+
+
+def settle(
+    *,
+    request_id: str,
+    organization_id: int,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
+    model: str,
+    metadata: dict[str, str] | None,
+) -> list[UsageLine]:
+    """Bill `lines` for `request_id` exactly once; return the lines the ledger holds for it."""
+    lines = [_normalized(line) for line in lines]
+    if any(line.amount < 0 for line in lines):
+        raise ValueError("usage lines cannot be negative")
+    now = timezone.now()
+    entries = [
+        LedgerEntry(
+            organization_id=organization_id,
+            kind=EntryKind.CHARGE,
+            request_id=request_id,
+            position=position,
+            sku=line.sku,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount,
+            balance_delta=-line.amount,
+            description=line.description,
+            estimated=line.estimated,
+            gateway_id=gateway_id,
+            api_key_id=api_key_id,
+            model=model,
+            created_at=now,
+        )
+        for position, line in enumerate(lines)
+    ]
+    with transaction.atomic():
+        closed = reservation_close(
+            request_id=request_id, organization_id=organization_id, status=ReservationStatus.SETTLED, at=now
+        )
+        inserted = insert_rows(entries, returning=("amount",))
+        charged = sum((amount for (amount,) in inserted), ZERO)
+        if inserted or not lines:
+            _record_request(
+                BilledRequest(
+                    organization_id=organization_id,
+                    request_id=request_id,
+                    gateway_id=gateway_id,
+                    api_key_id=api_key_id,
+                    model=model,
+                    metadata=metadata or {},
+                    total=charged,
+                    estimated=any(line.estimated for line in lines),
+                    created_at=now,
+                )
+            )
+        account_apply(
+            organization_id=organization_id,
+            balance_delta=-charged,
+            reserved_delta=-closed[1] if closed else ZERO,
+        )
+    if len(inserted) == len(lines):
+        return lines
+    return billed_lines(organization_id=organization_id, request_id=request_id)
+
+
+def release(*, request_id: str) -> None:
+    """Free a held estimate without billing anything (no-op if it was already settled or released)."""
+    with transaction.atomic():
+        closed = reservation_close(request_id=request_id, status=ReservationStatus.RELEASED, at=timezone.now())
+        if closed:
+            account_apply(organization_id=closed[0], reserved_delta=-closed[1])
+
+
+def ensure_can_spend(*, organization_id: int) -> None:
+    """402 unless the organization is above its floor (balance - reserved > -credit_limit)."""
+    row = (
+        BillingAccount.unscoped.filter(organization_id=organization_id)
+        .values_list("balance", "reserved", "credit_limit")
+        .first()
+    )
+    if row is None:
+        account_ensure(organization_id=organization_id)
+        row = (ZERO, ZERO, ZERO)
+    balance, reserved, credit_limit = row
+    if balance - reserved <= -credit_limit:
+        raise InsufficientBalance(EXHAUSTED_MESSAGE)
+
+
+def charge(
+    *,
+    organization_id: int,
+    request_id: str,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None = None,
+    api_key_id: uuid.UUID | None = None,
+    model: str = "",
+    metadata: dict[str, str] | None = None,
+) -> list[UsageLine]:
+    """Bill lines with no prior reservation (knowledge ingestion, search). Idempotent like `settle`."""
+    try:
+        ensure_can_spend(organization_id=organization_id)
+    except InsufficientBalance:
+        if BilledRequest.objects.for_org(organization_id).filter(request_id=request_id).exists():
+            return billed_lines(organization_id=organization_id, request_id=request_id)  # a retry of a done charge
+        raise
+    return settle(
+        request_id=request_id,
+        organization_id=organization_id,
+        lines=lines,
+        gateway_id=gateway_id,
+        api_key_id=api_key_id,
+        model=model,
+        metadata=metadata,
+    )
