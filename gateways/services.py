@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -104,7 +105,10 @@ def gateway_create(*, organization: Organization, name: str, **fields: Any) -> G
     for _ in range(5):  # the 4-hex suffix may collide within an organization; try another
         try:
             with transaction.atomic():
-                return Gateway.unscoped.create(organization=organization, slug=_new_slug(name), **fields)
+                gateway = Gateway.unscoped.create(organization=organization, slug=_new_slug(name), **fields)
+            # Clears a cached "no such model" for this organization.
+            transaction.on_commit(lambda created=gateway: gateway_cache.forget(created))
+            return gateway
         except IntegrityError as exc:
             if "gateway_slug_unique_per_org" not in str(exc):
                 raise
@@ -184,3 +188,95 @@ def catalog_model_upsert(
     )
     transaction.on_commit(gateway_cache.forget_all)
     return model
+
+
+def _catalog_by_name_or_id(ref: str, param: str) -> CatalogModel:
+    model = CatalogModel.objects.filter(name=ref, is_active=True).first()
+    if model is None:
+        try:
+            model = CatalogModel.objects.filter(pk=ref, is_active=True).first()
+        except (ValueError, DjangoValidationError):
+            model = None
+    if model is None:
+        raise InvalidRequest(f"Unknown model '{ref}'. See the model catalog for the names.", param=param)
+    return model
+
+
+def _fields_from_parameters(
+    organization: Organization, parameters: dict[str, Any], gateway: Gateway | None = None
+) -> dict[str, Any]:
+    """AIVAX's camelCase `parameters` -> Gateway fields (validated later by gateway_create/update)."""
+    from gateways.schemas import SIMPLE_FIELDS
+
+    fields = {SIMPLE_FIELDS[k]: v for k, v in parameters.items() if k in SIMPLE_FIELDS}
+    if parameters.get("model"):
+        fields["catalog_model"] = _catalog_by_name_or_id(parameters["model"], "parameters.model")
+        fields["byo_endpoint"] = None
+    elif parameters.get("baseAddress") or parameters.get("modelName"):
+        existing = gateway.byo_endpoint if gateway is not None and gateway.byo_endpoint_id else None
+        if existing is not None:
+            update = {
+                "base_url": parameters.get("baseAddress"),
+                "model_name": parameters.get("modelName"),
+                "api_key": parameters.get("apiKey"),
+            }
+            fields["byo_endpoint"] = byo_endpoint_update(
+                endpoint=existing, **{k: v for k, v in update.items() if v is not None}
+            )
+        else:
+            if not parameters.get("baseAddress") or not parameters.get("modelName"):
+                raise InvalidRequest("Give both baseAddress and modelName for your own endpoint.", param="baseAddress")
+            fields["byo_endpoint"] = byo_endpoint_create(
+                organization=organization,
+                name=parameters["modelName"],
+                base_url=parameters["baseAddress"],
+                model_name=parameters["modelName"],
+                api_key=parameters.get("apiKey") or "",
+            )
+        fields["catalog_model"] = None
+    if parameters.get("fallbackModels") is not None:
+        fields["fallback_model_ids"] = [
+            _catalog_by_name_or_id(ref, "parameters.fallbackModels").pk for ref in parameters["fallbackModels"]
+        ]
+    action = parameters.get("contextOverflowAction")
+    if action is not None:
+        if action.lower() not in OverflowAction.values:
+            raise InvalidRequest("contextOverflowAction must be 'Truncate' or 'Throw'.", param="contextOverflowAction")
+        fields["context_overflow"] = action.lower()
+    strategy_params = parameters.get("queryStrategyParameters") or {}
+    size = strategy_params.get("rewriteContextSize") or strategy_params.get("concatenateContextSize")
+    if size is not None:
+        if not 1 <= int(size) <= 50:
+            raise InvalidRequest("Context sizes must be between 1 and 50.", param="queryStrategyParameters")
+        fields["query_context_size"] = int(size)
+    if "knowledgeCollectionId" in parameters:
+        fields["knowledge_collection"] = _collection_for(organization, parameters["knowledgeCollectionId"])
+    if fields.get("stop") is None and "stop" in fields:
+        fields["stop"] = []
+    if fields.get("overridable") is None and "overridable" in fields:
+        fields.pop("overridable")
+    return fields
+
+
+def _collection_for(organization: Organization, collection_id: str | None) -> Any:
+    if not collection_id:
+        return None
+    from knowledge.models import Collection
+
+    try:
+        return Collection.objects.for_org(organization).get(pk=collection_id)
+    except (Collection.DoesNotExist, ValueError, DjangoValidationError) as exc:
+        raise InvalidRequest("Unknown knowledge collection.", param="knowledgeCollectionId") from exc
+
+
+@transaction.atomic
+def gateway_create_from_parameters(*, organization: Organization, name: str, parameters: dict[str, Any]) -> Gateway:
+    return gateway_create(organization=organization, name=name, **_fields_from_parameters(organization, parameters))
+
+
+@transaction.atomic
+def gateway_update_from_parameters(*, gateway: Gateway, name: str | None, parameters: dict[str, Any]) -> Gateway:
+    fields = _fields_from_parameters(gateway.organization, parameters, gateway)
+    if name is not None:
+        fields["name"] = name
+    return gateway_update(gateway=gateway, **fields)

@@ -63,7 +63,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.parse_database_url(env.database_url())}
-DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 0)
+# Persistent connections: async views run ORM calls on a thread pool whose threads keep a connection each.
+DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
@@ -134,3 +136,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Inference API limits (0 = off) and streaming.
+RATE_LIMIT_REQUESTS_PER_MINUTE = env.env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)
+SSE_KEEPALIVE_SECONDS = float(env.env_str("SSE_KEEPALIVE_SECONDS", "10"))

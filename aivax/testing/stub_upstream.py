@@ -1,0 +1,290 @@
+"""A small, scriptable OpenAI-compatible upstream for tests and benchmarks (raw ASGI under uvicorn, loopback).
+
+By default it answers "Echo: <last user message>", streamed as one chunk per word, with usage. A script set per
+upstream model name changes that: content, chunk delay, tool calls, an HTTP error, a hang, no usage, cached
+tokens. Every request body is recorded; streams the client abandoned are counted as cancelled.
+
+    python -m aivax.testing.stub_upstream --port 9100   # for benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Script:
+    content: str | None = None  # None: echo the last user message
+    chunk_delay: float = 0.0
+    first_chunk_delay: float = 0.0
+    tool_calls: list[dict[str, Any]] | None = None
+    status: int = 200
+    error_message: str = "upstream exploded"
+    fail_times: int | None = None  # fail with `status` this many times, then succeed
+    hang: bool = False
+    usage: bool = True
+    cached_tokens: int = 0
+    break_after_chunks: int | None = None  # stream: drop the connection after N chunks
+    finish_reason: str = "stop"
+
+
+@dataclass
+class StubState:
+    scripts: dict[str, Script] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    cancelled: int = 0
+    completed_streams: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def _words(text: str) -> list[str]:
+    parts = text.split(" ")
+    return [p if i == 0 else " " + p for i, p in enumerate(parts)]
+
+
+class StubUpstream:
+    def __init__(self) -> None:
+        self.state = StubState()
+
+    # -- test helpers ----------------------------------------------------------------------------------------
+    def script(self, model: str, **kwargs: Any) -> Script:
+        script = Script(**kwargs)
+        with self.state.lock:
+            self.state.scripts[model] = script
+            self.state.failures.pop(model, None)
+        return script
+
+    def requests_for(self, model: str) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [r for r in self.state.requests if r.get("model") == model]
+
+    # -- ASGI ------------------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"].rstrip("/")
+        if scope["method"] == "GET" and path.endswith("/models"):
+            await self._json(send, 200, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+            return
+        if not path.endswith("/chat/completions"):
+            await self._json(send, 404, {"error": {"message": "not found"}})
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        body = json.loads(raw or b"{}")
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        model = str(body.get("model", ""))
+        with self.state.lock:
+            self.state.requests.append({**body, "_authorization": headers.get("authorization")})
+            script = self.state.scripts.get(model, Script())
+            failed = self.state.failures.get(model, 0)
+            should_fail = script.status != 200 and (script.fail_times is None or failed < script.fail_times)
+            if should_fail:
+                self.state.failures[model] = failed + 1
+        if script.hang:
+            await self._wait_for_disconnect(receive)
+            return
+        if should_fail:
+            await self._json(send, script.status, {"error": {"message": script.error_message, "type": "server"}})
+            return
+        content = script.content if script.content is not None else f"Echo: {_last_user_text(body)}"
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", []))
+        pieces = _words(content) if content else []
+        completion_tokens = len(pieces) + (1 if script.tool_calls else 0)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+        }
+        if body.get("stream"):
+            await self._stream(send, receive, body, script, pieces, usage)
+        else:
+            if script.first_chunk_delay:
+                await asyncio.sleep(script.first_chunk_delay)
+            message_out: dict[str, Any] = {"role": "assistant", "content": content if pieces else None}
+            if script.tool_calls:
+                message_out["tool_calls"] = script.tool_calls
+            answer = {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": message_out, "finish_reason": script.finish_reason}],
+            }
+            if script.usage:
+                answer["usage"] = usage
+            await self._json(send, 200, answer)
+
+    async def _stream(
+        self,
+        send: Send,
+        receive: Receive,
+        body: dict[str, Any],
+        script: Script,
+        pieces: list[str],
+        usage: dict[str, Any],
+    ) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        base = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+        }
+
+        async def event(payload: dict[str, Any]) -> None:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + json.dumps(payload).encode() + b"\n\n",
+                    "more_body": True,
+                }
+            )
+
+        try:
+            if script.first_chunk_delay:
+                await asyncio.wait_for(disconnected.wait(), script.first_chunk_delay)
+                raise ConnectionResetError
+        except TimeoutError:
+            pass
+        try:
+            await event(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                }
+            )
+            for index, piece in enumerate(pieces):
+                if script.break_after_chunks is not None and index >= script.break_after_chunks:
+                    raise ConnectionAbortedError
+                if script.chunk_delay:
+                    try:
+                        await asyncio.wait_for(disconnected.wait(), script.chunk_delay)
+                        raise ConnectionResetError
+                    except TimeoutError:
+                        pass
+                if disconnected.is_set():
+                    raise ConnectionResetError
+                await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            if script.tool_calls:
+                calls = [{"index": i, **call} for i, call in enumerate(script.tool_calls)]
+                await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}]})
+            finish = "tool_calls" if script.tool_calls else script.finish_reason
+            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            if script.usage and (body.get("stream_options") or {}).get("include_usage"):
+                await event({**base, "choices": [], "usage": usage})
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            with self.state.lock:
+                self.state.completed_streams += 1
+        except ConnectionAbortedError:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            raise
+        except (ConnectionResetError, OSError):
+            with self.state.lock:
+                self.state.cancelled += 1
+        finally:
+            watcher.cancel()
+
+    async def _wait_for_disconnect(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                with self.state.lock:
+                    self.state.cancelled += 1
+                return
+
+    async def _json(self, send: Send, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
+class StubServer:
+    """The stub under uvicorn in a background thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        import socket
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+        self.app = StubUpstream()
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+        )
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def start(self) -> StubServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("stub upstream did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    uvicorn.run(StubUpstream(), host="127.0.0.1", port=args.port, log_level="error", lifespan="off", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

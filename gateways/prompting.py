@@ -1,0 +1,159 @@
+"""From a gateway's configuration and a caller's request to the upstream payload. Pure functions, no I/O.
+
+Order of the conversation sent upstream: the gateway's system instruction, the caller's messages (the last user
+message passed through the user prompt template; grounding text inserted before it), then the assistant
+prefill as a trailing assistant message that the model continues.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from aivax import tokens
+from aivax.errors import InvalidRequest
+from gateways.protocol import ChatCompletionRequest
+from gateways.resolve import GatewayConfig
+
+# Request field -> the override-policy name that allows it.
+OVERRIDE_POLICY = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "stop": "stop",
+    "seed": "seed",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "tools": "tools",
+    "tool_choice": "tools",
+    "response_format": "response_format",
+}
+DEFAULT_MAX_COMPLETION_TOKENS = 1024
+
+
+@dataclass
+class PreparedCall:
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    prompt_token_estimate: int
+    max_completion_tokens: int
+    ignored_overrides: list[str] = field(default_factory=list)
+    truncated_messages: int = 0
+
+
+def effective_params(config: GatewayConfig, request: ChatCompletionRequest) -> tuple[dict[str, Any], list[str]]:
+    """Gateway values, replaced by the request's where the override policy allows. Returns (params, ignored)."""
+    params: dict[str, Any] = {
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_tokens": config.max_completion_tokens,
+        "stop": config.stop or None,
+        "seed": config.seed,
+        "presence_penalty": config.presence_penalty,
+        "frequency_penalty": config.frequency_penalty,
+    }
+    ignored: list[str] = []
+    for name, policy in OVERRIDE_POLICY.items():
+        value = getattr(request, name)
+        if value is None:
+            continue
+        if policy not in config.overridable:
+            ignored.append(name)
+            continue
+        params["max_tokens" if name == "max_completion_tokens" else name] = value
+    if request.user is not None:
+        params["user"] = request.user
+    return {k: v for k, v in params.items() if v is not None}, ignored
+
+
+def _apply_template(message: dict[str, Any], template: str) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": template.replace("{prompt}", content)}
+    if isinstance(content, list):
+        parts = copy.deepcopy(content)
+        for part in parts:
+            if part.get("type") == "text":
+                part["text"] = template.replace("{prompt}", part.get("text", ""))
+                break
+        return {**message, "content": parts}
+    return message
+
+
+def last_user_index(messages: list[dict[str, Any]]) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index]["role"] == "user":
+            return index
+    return None
+
+
+def build_messages(
+    config: GatewayConfig, request: ChatCompletionRequest, grounding: str | None = None
+) -> list[dict[str, Any]]:
+    messages = [m.model_dump(exclude_none=True) for m in request.messages]
+    last_user = last_user_index(messages)
+    if last_user is not None and config.user_prompt_template:
+        messages[last_user] = _apply_template(messages[last_user], config.user_prompt_template)
+    if grounding and last_user is not None:
+        messages.insert(last_user, {"role": "user", "content": grounding})
+    if config.system_instruction:
+        messages.insert(0, {"role": "system", "content": config.system_instruction})
+    if config.assistant_prefill:
+        messages.append({"role": "assistant", "content": config.assistant_prefill})
+    return messages
+
+
+def fit_context(messages: list[dict[str, Any]], *, limit: int, overflow: str) -> tuple[list[dict[str, Any]], int]:
+    """Keep the conversation within `limit` prompt tokens: drop the oldest messages, but never system messages,
+    the last user message or anything after it; or refuse when the gateway says so."""
+    total = tokens.count_messages(messages)
+    if total <= limit:
+        return messages, 0
+    if overflow == "throw":
+        raise InvalidRequest(
+            f"This conversation has about {total} tokens, more than this gateway's context limit of {limit}.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    last_user = last_user_index(messages)
+    protected_from = last_user if last_user is not None else len(messages) - 1
+    kept = list(messages)
+    dropped = 0
+    index = 0
+    while tokens.count_messages(kept) > limit and index < protected_from - dropped:
+        if kept[index]["role"] in ("system", "developer"):
+            index += 1
+            continue
+        removed = kept.pop(index)
+        dropped += 1
+        # An assistant tool call without its tool results (or the reverse) is invalid upstream: drop them together.
+        while index < len(kept) and kept[index]["role"] == "tool" and removed.get("role") == "assistant":
+            kept.pop(index)
+            dropped += 1
+    if tokens.count_messages(kept) > limit:
+        raise InvalidRequest(
+            f"The last message alone exceeds this gateway's context limit of {limit} tokens.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    return kept, dropped
+
+
+def prepare_call(
+    config: GatewayConfig, request: ChatCompletionRequest, *, context_window: int, grounding: str | None = None
+) -> PreparedCall:
+    params, ignored = effective_params(config, request)
+    max_completion = int(params.get("max_tokens") or DEFAULT_MAX_COMPLETION_TOKENS)
+    messages = build_messages(config, request, grounding)
+    limit = config.context_max_tokens or max(context_window - max_completion, 256)
+    messages, dropped = fit_context(messages, limit=limit, overflow=config.context_overflow)
+    return PreparedCall(
+        messages=messages,
+        params=params,
+        prompt_token_estimate=tokens.count_messages(messages),
+        max_completion_tokens=max_completion,
+        ignored_overrides=ignored,
+        truncated_messages=dropped,
+    )

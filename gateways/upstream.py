@@ -1,0 +1,208 @@
+"""Upstream OpenAI-compatible providers, in one place: one shared, pooled httpx.AsyncClient per event loop (and a
+guarded one for tenants' own endpoints), explicit timeouts, no redirects, errors summarised (never echoed raw,
+never carrying a key), and retries with backoff that happen only before the first byte reaches the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from django.conf import settings
+
+from gateways.outbound import BlockedAddress, GuardedNetworkBackend
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_ATTEMPTS_PER_UPSTREAM = 3
+BACKOFF_SECONDS = (0.2, 0.6)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    base_url: str
+    model: str
+    api_key: str
+    display_name: str
+    tenant_owned: bool  # a tenant's own endpoint: guarded client, no inference billing
+    catalog_model_id: UUID | None
+    context_window: int
+
+
+class UpstreamFailure(Exception):
+    """A failed upstream exchange, summarised for the client."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        status: int | None = None,
+        retryable: bool,
+        timeout: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.status = status
+        self.retryable = retryable
+        self.timeout = timeout
+        self.retry_after = retry_after
+
+
+_clients: dict[bool, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {
+    False: weakref.WeakKeyDictionary(),
+    True: weakref.WeakKeyDictionary(),
+}
+
+
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+        read=settings.UPSTREAM_READ_TIMEOUT,
+        write=settings.UPSTREAM_CONNECT_TIMEOUT,
+        pool=settings.UPSTREAM_CONNECT_TIMEOUT,
+    )
+
+
+def client_for(tenant_owned: bool) -> httpx.AsyncClient:
+    """The shared client for this event loop. Tenants' endpoints go through the address guard."""
+    loop = asyncio.get_running_loop()
+    client = _clients[tenant_owned].get(loop)
+    if client is None:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+        if tenant_owned:
+            transport._pool._network_backend = GuardedNetworkBackend()  # httpcore's documented extension point
+        client = httpx.AsyncClient(transport=transport, timeout=_timeout(), follow_redirects=False)
+        _clients[tenant_owned][loop] = client
+    return client
+
+
+def _summarise_error_body(status: int, raw: bytes) -> str:
+    """A short, safe description of an upstream error: its message field, trimmed, without secrets."""
+    message = ""
+    try:
+        data = json.loads(raw)
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            message = error
+    except (ValueError, UnicodeDecodeError):
+        pass
+    message = " ".join(message.split())[:200]
+    for marker in ("sk-", "Bearer ", "api_key", "apikey"):
+        if marker.lower() in message.lower():
+            message = "(details withheld)"
+            break
+    return f"The upstream model returned HTTP {status}" + (f": {message}" if message else ".")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return min(float(response.headers.get("retry-after", "")), 5.0)
+    except ValueError:
+        return None
+
+
+async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
+    """Send one request; return the response once its status is 2xx (body unread when streaming)."""
+    client = client_for(upstream.tenant_owned)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+    if upstream.api_key:
+        headers["Authorization"] = f"Bearer {upstream.api_key}"
+    body = {**payload, "model": upstream.model, "stream": stream}
+    request = client.build_request("POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers)
+    try:
+        response = await client.send(request, stream=True)
+    except BlockedAddress as exc:
+        raise UpstreamFailure("The endpoint's address is not allowed.", retryable=False) from exc
+    except httpx.TimeoutException as exc:
+        raise UpstreamFailure("The upstream model did not answer in time.", retryable=True, timeout=True) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamFailure(f"Could not reach the upstream model ({type(exc).__name__}).", retryable=True) from exc
+    if response.status_code >= 300:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await response.aclose()
+        raise UpstreamFailure(
+            _summarise_error_body(response.status_code, raw),
+            status=response.status_code,
+            retryable=response.status_code in RETRYABLE_STATUS,
+            retry_after=_retry_after(response),
+        )
+    return response
+
+
+async def open_with_retries(
+    upstreams: list[Upstream], payload: dict[str, Any], *, stream: bool
+) -> tuple[Upstream, httpx.Response]:
+    """Try each upstream in order (the gateway's model, then its fallbacks), retrying retryable failures with
+    backoff. Nothing has been sent to our client yet, so retrying is safe."""
+    last: UpstreamFailure | None = None
+    for upstream in upstreams:
+        for attempt in range(MAX_ATTEMPTS_PER_UPSTREAM):
+            try:
+                return upstream, await open_exchange(upstream, payload, stream=stream)
+            except UpstreamFailure as failure:
+                last = failure
+                logger.info("upstream %s attempt %d failed: %s", upstream.display_name, attempt + 1, failure.summary)
+                if not failure.retryable:
+                    break
+                if attempt + 1 < MAX_ATTEMPTS_PER_UPSTREAM:
+                    await asyncio.sleep(failure.retry_after or BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+    assert last is not None
+    raise last
+
+
+async def read_json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        raw = await response.aread()
+    except httpx.TimeoutException as exc:
+        raise UpstreamFailure("The upstream model did not answer in time.", retryable=True, timeout=True) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamFailure("The upstream connection broke.", retryable=True) from exc
+    finally:
+        await response.aclose()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UpstreamFailure("The upstream model sent a response that is not JSON.", retryable=True) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise UpstreamFailure("The upstream model sent an unexpected response.", retryable=True)
+    return data
+
+
+async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Parsed `data:` events of an upstream stream until [DONE] (or the end of the body)."""
+    try:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # comments, event names, blank separators
+            data = line[5:].strip()
+            if data in ("[DONE]", "[END]"):
+                return
+            try:
+                event = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and "error" in event and "choices" not in event:
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise UpstreamFailure(f"The upstream model failed mid-stream: {str(message)[:200]}", retryable=False)
+            if isinstance(event, dict):
+                yield event
+    except httpx.TimeoutException as exc:
+        raise UpstreamFailure("The upstream model stopped sending.", retryable=False, timeout=True) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamFailure("The upstream connection broke mid-stream.", retryable=False) from exc
