@@ -117,7 +117,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "aivax"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "billing-release-stale-reservations": {"task": "billing.release_stale_reservations", "schedule": 300.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # Outbound calls to upstream models.
