@@ -155,7 +155,7 @@ async def _complete(
     return protocol.completion_response(
         completion_id=meter.request_id,
         created=protocol.now(),
-        model=config.model_name,
+        model=upstream.display_name,
         message=protocol.assistant_message(
             content, message.get("tool_calls"), message.get("refusal"), grounding.annotations
         ),
@@ -235,7 +235,7 @@ class StreamRelay:
             protocol.chunk(
                 completion_id=self.meter.request_id,
                 created=self.created,
-                model=self.config.model_name,
+                model=self.upstream.display_name,
                 delta=delta,
                 finish_reason=finish_reason,
             )
@@ -276,7 +276,7 @@ class StreamRelay:
                     if not event.get("choices"):
                         continue  # the upstream's usage-only chunk; ours comes at the end
                     self._track(event)
-                    event.update(id=self.meter.request_id, model=self.config.model_name, created=self.created)
+                    event.update(id=self.meter.request_id, model=self.upstream.display_name, created=self.created)
                     event.pop("usage", None)
                     event["usage"] = None
                     yield protocol.sse_event(event)
@@ -287,7 +287,7 @@ class StreamRelay:
                     protocol.chunk(
                         completion_id=self.meter.request_id,
                         created=self.created,
-                        model=self.config.model_name,
+                        model=self.upstream.display_name,
                         delta={},
                         with_choice=False,
                         usage=protocol.usage_object(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),

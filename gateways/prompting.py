@@ -65,7 +65,7 @@ def effective_params(config: GatewayConfig, request: ChatCompletionRequest) -> t
         params["max_tokens" if name == "max_completion_tokens" else name] = value
     if request.user is not None:
         params["user"] = request.user
-    return {k: v for k, v in params.items() if v is not None}, ignored
+    return {k: v for k, v in params.items() if v is not None}, sorted(ignored)
 
 
 def _apply_template(message: dict[str, Any], template: str) -> dict[str, Any]:

@@ -119,7 +119,9 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     if upstream.api_key:
         headers["Authorization"] = f"Bearer {upstream.api_key}"
     body = {**payload, "model": upstream.model, "stream": stream}
-    request = client.build_request("POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers)
+    request = client.build_request(
+        "POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers, timeout=_timeout()
+    )
     try:
         response = await client.send(request, stream=True)
     except BlockedAddress as exc:
@@ -184,7 +186,9 @@ async def read_json(response: httpx.Response) -> dict[str, Any]:
 
 
 async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """Parsed `data:` events of an upstream stream until [DONE] (or the end of the body)."""
+    """Parsed `data:` events of an upstream stream until [DONE]. A body that ends without [DONE] and without a
+    finish_reason was cut short: that is a failure, not a normal end."""
+    finished = False
     try:
         async for line in response.aiter_lines():
             if not line.startswith("data:"):
@@ -201,8 +205,11 @@ async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, A
                 message = error.get("message") if isinstance(error, dict) else str(error)
                 raise UpstreamFailure(f"The upstream model failed mid-stream: {str(message)[:200]}", retryable=False)
             if isinstance(event, dict):
+                finished = finished or any(c.get("finish_reason") for c in event.get("choices") or [])
                 yield event
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model stopped sending.", retryable=False, timeout=True) from exc
     except httpx.HTTPError as exc:
         raise UpstreamFailure("The upstream connection broke mid-stream.", retryable=False) from exc
+    if not finished:
+        raise UpstreamFailure("The upstream stream ended before the answer was complete.", retryable=False)
