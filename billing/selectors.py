@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, When
+from django.db.models import BigIntegerField, Case, Count, DecimalField, F, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncDate
 
 from billing import skus
@@ -80,7 +80,9 @@ def usage_rows(
     """Usage in [start, end) grouped by `group_by`; days in order, other groups by amount (largest first)."""
     if group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}")
-    signed_quantity = Case(When(kind=EntryKind.REVERSAL, then=-F("quantity")), default=F("quantity"))
+    signed_quantity = Case(
+        When(kind=EntryKind.REVERSAL, then=-F("quantity")), default=F("quantity"), output_field=BigIntegerField()
+    )
     rows = (
         ledger_entries(start=start, end=end, organization_id=organization_id)
         .exclude(sku=skus.CREDIT)
