@@ -1,0 +1,225 @@
+"""Console forms. They only parse and present: validation of the values lives in the services, whose
+`InvalidRequest.param` is mapped back onto the field here (`attach_error`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from accounts.models import Organization, Scope
+from aivax.errors import InvalidRequest
+from console import optional
+from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, Overridable, QueryStrategy
+
+# Service parameter names that belong to a differently named form field.
+PARAM_TO_FIELD = {"catalog_model": "model", "byo_endpoint": "model", "fallback_model_ids": "fallback_models"}
+
+
+def attach_error(form: forms.Form, exc: InvalidRequest) -> None:
+    """Show a service's validation message next to the field it names (or above the form)."""
+    name = PARAM_TO_FIELD.get(exc.param or "", exc.param)
+    form.add_error(name if name in form.fields else None, exc.message)
+
+
+def split_stop(text: str) -> list[str]:
+    """Stop sequences: one per line, or separated by commas when written on one line."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    parts = text.splitlines() if "\n" in text else text.split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _number(step: str, placeholder: str = "") -> forms.NumberInput:
+    attrs = {"step": step}
+    if placeholder:
+        attrs["placeholder"] = placeholder
+    return forms.NumberInput(attrs=attrs)
+
+
+class GatewayForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100, help_text="Also the start of its addressable slug.")
+    model = forms.ChoiceField(label="Model", help_text="A model from the catalog, or your own endpoint.")
+    fallback_models = forms.MultipleChoiceField(
+        label="Fallback models",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tried in order when the model fails before answering.",
+    )
+    system_instruction = forms.CharField(
+        label="Instructions",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "placeholder": "You are a helpful assistant for…"}),
+        help_text="The system message sent before every conversation.",
+    )
+    user_prompt_template = forms.CharField(
+        label="User prompt template",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Answer briefly: {prompt}"}),
+        help_text="Wraps the last user message; must contain {prompt}.",
+    )
+    assistant_prefill = forms.CharField(
+        label="Assistant prefill",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="The start of every answer, which the model continues.",
+    )
+    include_prefill_in_message = forms.BooleanField(
+        label="Include the prefill in the returned message", required=False, initial=True
+    )
+    temperature = forms.FloatField(label="Temperature", required=False, widget=_number("0.05", "default"))
+    top_p = forms.FloatField(label="Top p", required=False, widget=_number("0.05", "default"))
+    max_completion_tokens = forms.IntegerField(
+        label="Max completion tokens", required=False, widget=_number("1", "default")
+    )
+    stop = forms.CharField(
+        label="Stop sequences",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Up to 4, one per line or separated by commas.",
+    )
+    presence_penalty = forms.FloatField(label="Presence penalty", required=False, widget=_number("0.1", "default"))
+    frequency_penalty = forms.FloatField(label="Frequency penalty", required=False, widget=_number("0.1", "default"))
+    seed = forms.IntegerField(label="Seed", required=False, widget=_number("1", "random"))
+    overridable = forms.MultipleChoiceField(
+        label="Parameters a request may override",
+        required=False,
+        choices=[(v, v) for v in Overridable.values],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The others are fixed by the gateway.",
+    )
+    context_max_tokens = forms.IntegerField(
+        label="Context limit (tokens)",
+        required=False,
+        min_value=1,
+        widget=_number("1", "model's window"),
+    )
+    context_overflow = forms.ChoiceField(label="When the conversation is too long", choices=OverflowAction.choices)
+    query_strategy = forms.ChoiceField(label="Query strategy", choices=QueryStrategy.choices)
+    knowledge_max_results = forms.IntegerField(label="Max results", min_value=0, max_value=100)
+    knowledge_min_score = forms.FloatField(label="Minimum score", widget=_number("0.05"), help_text="0 to 1.")
+    knowledge_use_references = forms.BooleanField(label="Cite references in answers", required=False)
+    query_context_size = forms.IntegerField(
+        label="Query context size", min_value=1, max_value=50, help_text="N for Concatenate and the rewrites."
+    )
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        catalog = list(CatalogModel.objects.filter(is_active=True).order_by("name"))
+        endpoints = list(ByoEndpoint.objects.for_org(organization).order_by("name"))
+        self._catalog = {f"catalog:{m.pk}": m for m in catalog}
+        self._endpoints = {f"byo:{e.pk}": e for e in endpoints}
+        choices: list[Any] = [("", "Choose a model…")]
+        if catalog:
+            choices.append(("Catalog", [(k, m.name) for k, m in self._catalog.items()]))
+        if endpoints:
+            choices.append(("Your endpoints", [(k, str(e)) for k, e in self._endpoints.items()]))
+        self.fields["model"].choices = choices
+        self.fields["fallback_models"].choices = [(str(m.pk), m.name) for m in catalog]
+        collections = optional.collections_for(organization)
+        if collections is not None:
+            self.fields["knowledge_collection"] = forms.ChoiceField(
+                label="Knowledge collection",
+                required=False,
+                choices=[("", "None: no grounding")] + [(str(c.pk), c.name) for c in collections],
+                help_text="Answers are grounded on documents found in this collection.",
+            )
+            self._collections = {str(c.pk): c for c in collections}
+
+    @property
+    def has_knowledge(self) -> bool:
+        return "knowledge_collection" in self.fields
+
+    @classmethod
+    def initial_for(cls, gateway: Gateway | None) -> dict[str, Any]:
+        if gateway is None:
+            return {
+                "overridable": [str(o) for o in Gateway._meta.get_field("overridable").get_default()],
+                "include_prefill_in_message": True,
+                "is_active": True,
+                "context_overflow": OverflowAction.TRUNCATE,
+                "query_strategy": QueryStrategy.PLAIN,
+                "knowledge_max_results": 8,
+                "knowledge_min_score": 0.0,
+                "query_context_size": 3,
+            }
+        data = {name: getattr(gateway, name) for name in cls.base_fields if hasattr(gateway, name)}
+        data["model"] = (
+            f"catalog:{gateway.catalog_model_id}" if gateway.catalog_model_id else f"byo:{gateway.byo_endpoint_id}"
+        )
+        data["fallback_models"] = [str(i) for i in gateway.fallback_model_ids]
+        data["stop"] = "\n".join(gateway.stop)
+        collection_id = getattr(gateway, "knowledge_collection_id", None)
+        data["knowledge_collection"] = str(collection_id) if collection_id else ""
+        return data
+
+    def service_fields(self) -> dict[str, Any]:
+        """The cleaned values, named as `gateway_create` / `gateway_update` take them."""
+        data = dict(self.cleaned_data)
+        model_key = data.pop("model")
+        data["catalog_model"] = self._catalog.get(model_key)
+        data["byo_endpoint"] = self._endpoints.get(model_key)
+        data["fallback_model_ids"] = [self._catalog[f"catalog:{i}"].pk for i in data.pop("fallback_models")]
+        data["stop"] = split_stop(data["stop"])
+        if self.has_knowledge:
+            data["knowledge_collection"] = self._collections.get(data.pop("knowledge_collection") or "")
+        return data
+
+
+class ByoEndpointForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100, widget=forms.TextInput(attrs={"placeholder": "My vLLM"}))
+    base_url = forms.CharField(
+        label="Base URL",
+        max_length=200,
+        widget=forms.URLInput(attrs={"placeholder": "https://llm.example.com/v1"}),
+        help_text="An OpenAI-compatible API (…/v1).",
+    )
+    model_name = forms.CharField(label="Upstream model name", max_length=200)
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted; never shown again.",
+    )
+    context_window = forms.IntegerField(label="Context window (tokens)", min_value=256, initial=8192)
+
+
+EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")]
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=100, widget=forms.TextInput(attrs={"placeholder": "Production backend"})
+    )
+    scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        choices=Scope.choices,
+        initial=[Scope.INFERENCE],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Inference calls gateways; knowledge manages documents; admin manages gateways.",
+    )
+    expires_in = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, required=False)
+    gateways = forms.MultipleChoiceField(
+        label="Only these gateways",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unchecked to allow every gateway.",
+    )
+
+    def __init__(self, *args: Any, organization: Organization, allow_admin: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not allow_admin:
+            self.fields["scopes"].choices = [c for c in Scope.choices if c[0] != Scope.ADMIN]
+            self.fields["scopes"].help_text = "Inference calls gateways; knowledge manages documents."
+        gateways = Gateway.objects.for_org(organization).order_by("name")
+        self.fields["gateways"].choices = [(str(g.pk), g.name) for g in gateways]
+
+    def expires_at(self) -> dt.datetime | None:
+        days = self.cleaned_data.get("expires_in")
+        return timezone.now() + dt.timedelta(days=int(days)) if days else None
