@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import BigIntegerField, Case, Count, DecimalField, F, Q, QuerySet, Sum, When
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncMonth
 
 from billing import skus
 from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry
@@ -129,3 +129,36 @@ def ledger_balance(*, organization_id: int, before: datetime | None = None) -> D
     """SUM(balance_delta) of the organization's rows (written before `before`, if given)."""
     rows = ledger_entries(end=before, organization_id=organization_id)
     return rows.aggregate(total=Sum("balance_delta"))["total"] or ZERO
+
+
+def usage_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
+    """Readable names for grouped usage keys (staff pages): organization slugs, gateway and key names."""
+    from accounts.models import ApiKey, Organization
+    from gateways.models import Gateway
+
+    ids = [k for k in keys if k is not None]
+    if group_by == "organization":
+        return {o.pk: f"{o.name} ({o.slug})" for o in Organization.objects.filter(pk__in=ids)}
+    if group_by == "gateway":
+        return {g.pk: f"{g.name} ({g.slug})" for g in Gateway.unscoped.filter(pk__in=ids)}
+    if group_by == "key":
+        return {k.pk: str(k) for k in ApiKey.unscoped.filter(pk__in=ids)}
+    return {}
+
+
+def statement_months(*, organization_id: int) -> list[datetime]:
+    """The months (UTC) in which the organization has ledger rows, newest first."""
+    rows = (
+        LedgerEntry.objects.for_org(organization_id)
+        .annotate(month=TruncMonth("created_at", tzinfo=UTC))
+        .values_list("month", flat=True)
+        .distinct()
+        .order_by("-month")
+    )
+    return list(rows)
+
+
+def organization_slugs(*, ids: list[Any]) -> dict[int, str]:
+    from accounts.models import Organization
+
+    return dict(Organization.objects.filter(pk__in=[i for i in ids if i is not None]).values_list("pk", "slug"))
