@@ -22,8 +22,8 @@ class Command(BaseCommand):
             if quiet_ok and check.ok:
                 continue
             line = (
-                f"{check.slug}: balance {check.balance} ledger {check.ledger_balance} drift {check.drift}; "
-                f"reserved {check.reserved} held {check.held_reservations} drift {check.reserved_drift}"
+                f"{check.slug}: balance {check.balance:f} ledger {check.ledger_balance:f} drift {check.drift:f}; "
+                f"reserved {check.reserved:f} held {check.held_reservations:f} drift {check.reserved_drift:f}"
             )
             self.stdout.write(self.style.SUCCESS(line) if check.ok else self.style.ERROR(line))
         self.stdout.write(f"{len(checks)} organization(s) checked, {len(drifting)} with drift.")
