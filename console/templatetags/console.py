@@ -18,15 +18,30 @@ def icon(name: str, size: str = "") -> str:
     return format_html('<svg class="{}" aria-hidden="true" focusable="false"><use href="{}"></use></svg>', css, href)
 
 
+SECTIONS = [
+    ("playground", ("/console/playground", "/playground")),
+    ("gateways", ("/console/gateways", "/console/endpoints")),
+    ("knowledge", ("/console/knowledge",)),
+    ("keys", ("/console/keys",)),
+    ("usage", ("/console/usage",)),
+    ("members", ("/console/members",)),
+]
+
+
+def section_of(path: str) -> str:
+    for name, markers in SECTIONS:
+        if any(path.startswith(m) if m.startswith("/console") else m in path for m in markers):
+            return name
+    return "overview" if path.rstrip("/") == "/console" else ""
+
+
 @register.simple_tag(takes_context=True)
-def current(context: template.Context, prefix: str) -> str:
-    """`aria-current="page"` on the navigation link whose path prefix the current page is under."""
+def current(context: template.Context, section: str) -> str:
+    """`aria-current="page"` on the navigation link of the section the current page belongs to."""
     request: HttpRequest | None = context.get("request")
-    if request is None:
+    if request is None or section_of(request.path) != section:
         return ""
-    path = request.path
-    hit = path == prefix if prefix.endswith("/console/") else path.startswith(prefix)
-    return mark_safe('aria-current="page"') if hit else ""  # a constant
+    return mark_safe('aria-current="page"')  # a constant
 
 
 @register.filter

@@ -53,7 +53,9 @@
       let total = 0;
       lines.forEach(function (line) {
         const row = document.createElement("tr");
-        row.appendChild(el("td", "", line.description || line.sku));
+        const sku = el("td", "", line.sku);
+        if (line.description) sku.title = line.description;
+        row.appendChild(sku);
         row.appendChild(el("td", "", String(line.quantity ?? "")));
         row.appendChild(el("td", "", money(line.amount)));
         table.appendChild(row);

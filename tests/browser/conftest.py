@@ -17,6 +17,7 @@ from django.db import connection
 from django.test import override_settings
 
 from tests.conftest import LiveASGIServer
+from tests.console.stack import live_gateway, stub, upstream_model  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

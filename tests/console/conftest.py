@@ -10,6 +10,7 @@ from accounts.models import Organization, Role, User
 from accounts.services import membership_set, user_create
 from gateways.models import CatalogModel, Gateway
 from gateways.services import catalog_model_upsert, gateway_create
+from tests.console.stack import live_gateway, stub, upstream_model  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
