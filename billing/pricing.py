@@ -1,36 +1,40 @@
-"""Usage lines and what they cost. Called on every inference request, so the price rows are cached in-process.
+"""Usage lines and what they cost, from the cached price versions (billing.price_cache).
 
-The cache holds every version of a model's prices, not just today's, so a price scheduled with a future
-`effective_from` takes effect at that instant in every process. A saved or deleted Price clears this process's
-cache at once (and again on commit); other processes pick the change up within `PRICE_CACHE_TTL_SECONDS`.
-Schedule price changes ahead of time when they must apply everywhere at the same instant.
+Every pricing function has an async twin (`aprice_chat_completion`, ...) for the async inference path: the
+computation is the same; only a cache miss differs (loaded in an executor thread).
 
-A SKU with no price row is priced at zero and logged: a missing price must not take inference down.
+A SKU with no price row is priced at zero and logged once: a missing price must not take inference down.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from billing import skus
 from billing.money import ZERO, quantize_money
+from billing.price_cache import Versions, aprice_versions, invalidate_price_cache, price_versions
+
+__all__ = [
+    "UsageLine",
+    "aestimate_max_cost",
+    "aprice_chat_completion",
+    "aprice_platform_sku",
+    "aprice_sheet",
+    "estimate_max_cost",
+    "invalidate_price_cache",
+    "price_chat_completion",
+    "price_platform_sku",
+    "price_sheet",
+]
 
 logger = logging.getLogger(__name__)
-
-PRICE_CACHE_TTL_SECONDS = 30.0
-# catalog_model_id -> (expires at (monotonic), [(sku, effective_from, unit_price)] newest first)
-_cache: dict[uuid.UUID | None, tuple[float, list[tuple[str, datetime, Decimal]]]] = {}
-_cache_lock = threading.Lock()
 _warned: set[tuple[uuid.UUID | None, str]] = set()
 
 
@@ -53,35 +57,10 @@ class UsageLine:
         }
 
 
-def invalidate_price_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
-def _price_versions(catalog_model_id: uuid.UUID | None) -> list[tuple[str, datetime, Decimal]]:
-    now = time.monotonic()
-    cached = _cache.get(catalog_model_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    from billing.models import Price
-
-    scope = Q(catalog_model__isnull=True)
-    if catalog_model_id is not None:
-        scope |= Q(catalog_model_id=catalog_model_id)
-    rows = Price.objects.filter(scope).values_list("catalog_model_id", "sku", "effective_from", "unit_price")
-    # The model's own rows always win over platform-wide ones; within each, the newest version first.
-    ordered = sorted(rows, key=lambda r: (r[0] is None, -r[2].timestamp()))
-    versions = [(sku, effective_from, unit_price) for _, sku, effective_from, unit_price in ordered]
-    with _cache_lock:
-        _cache[catalog_model_id] = (now + PRICE_CACHE_TTL_SECONDS, versions)
-    return versions
-
-
-def price_sheet(*, catalog_model_id: uuid.UUID | None, at: datetime | None = None) -> dict[str, Decimal]:
-    """Unit price per SKU in effect at `at` (default now): the model's own rows, then platform-wide ones."""
+def _sheet(versions: Versions, at: datetime | None) -> dict[str, Decimal]:
     at = at or timezone.now()
     sheet: dict[str, Decimal] = {}
-    for sku, effective_from, unit_price in _price_versions(catalog_model_id):
+    for sku, effective_from, unit_price in versions:
         if effective_from <= at and sku not in sheet:
             sheet[sku] = unit_price
     return sheet
@@ -98,14 +77,37 @@ def _unit_price(sheet: dict[str, Decimal], sku: str, catalog_model_id: uuid.UUID
 
 
 def _line(sku: str, quantity: int, unit_price: Decimal, description: str, estimated: bool) -> UsageLine:
-    return UsageLine(
-        sku=sku,
-        quantity=quantity,
-        unit_price=unit_price,
-        amount=quantize_money(unit_price * quantity),
-        description=description,
-        estimated=estimated,
-    )
+    amount = quantize_money(unit_price * quantity)
+    return UsageLine(sku, quantity, unit_price, amount, description, estimated)
+
+
+def _chat_lines(
+    sheet: dict[str, Decimal], catalog_model_id: uuid.UUID | None, model_name: str, prompt_tokens: int,
+    cached_tokens: int, completion_tokens: int, estimated: bool, sku_prefix: str,
+) -> list[UsageLine]:  # fmt: skip
+    cached = max(0, min(cached_tokens, prompt_tokens))
+    description = f"Inference for AI model '{model_name}'"
+    wanted = ((".in", prompt_tokens - cached), (".out", completion_tokens), (".in.cached", cached))
+    return [
+        _line(sku_prefix + suffix, n, _unit_price(sheet, sku_prefix + suffix, catalog_model_id), description, estimated)
+        for suffix, n in wanted
+        if n > 0
+    ]
+
+
+def _estimate(sheet: dict[str, Decimal], prompt_tokens: int, max_completion_tokens: int) -> Decimal:
+    cost = sheet.get(skus.CHAT_IN, ZERO) * max(prompt_tokens, 0)
+    cost += sheet.get(skus.CHAT_OUT, ZERO) * max(max_completion_tokens, 0)
+    return quantize_money(cost)
+
+
+def price_sheet(*, catalog_model_id: uuid.UUID | None, at: datetime | None = None) -> dict[str, Decimal]:
+    """Unit price per SKU in effect at `at` (default now): the model's own rows, then platform-wide ones."""
+    return _sheet(price_versions(catalog_model_id), at)
+
+
+async def aprice_sheet(*, catalog_model_id: uuid.UUID | None, at: datetime | None = None) -> dict[str, Decimal]:
+    return _sheet(await aprice_versions(catalog_model_id), at)
 
 
 def price_chat_completion(
@@ -122,26 +124,38 @@ def price_chat_completion(
     """Lines for one completion: input (prompt - cached), output, cached input. BYO pays no inference lines."""
     if byo:
         return []
-    cached = max(0, min(cached_tokens, prompt_tokens))
     sheet = price_sheet(catalog_model_id=catalog_model_id)
-    description = f"Inference for AI model '{model_name}'"
-    wanted = ((".in", prompt_tokens - cached), (".out", completion_tokens), (".in.cached", cached))
-    return [
-        _line(
-            sku_prefix + suffix,
-            quantity,
-            _unit_price(sheet, sku_prefix + suffix, catalog_model_id),
-            description,
-            estimated,
-        )
-        for suffix, quantity in wanted
-        if quantity > 0
-    ]
+    return _chat_lines(
+        sheet, catalog_model_id, model_name, prompt_tokens, cached_tokens, completion_tokens, estimated, sku_prefix
+    )
+
+
+async def aprice_chat_completion(
+    *,
+    model_name: str,
+    catalog_model_id: uuid.UUID | None,
+    prompt_tokens: int,
+    cached_tokens: int,
+    completion_tokens: int,
+    estimated: bool,
+    byo: bool,
+    sku_prefix: str = skus.CHAT_PREFIX,
+) -> list[UsageLine]:
+    if byo:
+        return []
+    sheet = await aprice_sheet(catalog_model_id=catalog_model_id)
+    return _chat_lines(
+        sheet, catalog_model_id, model_name, prompt_tokens, cached_tokens, completion_tokens, estimated, sku_prefix
+    )
 
 
 def price_platform_sku(*, sku: str, quantity: int, description: str, estimated: bool = False) -> UsageLine:
     """One line for a platform-wide SKU (knowledge.embedding, knowledge.search)."""
-    sheet = price_sheet(catalog_model_id=None)
+    return _line(sku, quantity, _unit_price(price_sheet(catalog_model_id=None), sku, None), description, estimated)
+
+
+async def aprice_platform_sku(*, sku: str, quantity: int, description: str, estimated: bool = False) -> UsageLine:
+    sheet = await aprice_sheet(catalog_model_id=None)
     return _line(sku, quantity, _unit_price(sheet, sku, None), description, estimated)
 
 
@@ -149,8 +163,13 @@ def estimate_max_cost(*, catalog_model_id: uuid.UUID | None, prompt_tokens: int,
     """The most a completion can cost, at list price (no cache discount): what `reserve` holds."""
     if catalog_model_id is None:
         return ZERO
-    sheet = price_sheet(catalog_model_id=catalog_model_id)
-    cost = sheet.get(skus.CHAT_IN, ZERO) * max(prompt_tokens, 0) + sheet.get(skus.CHAT_OUT, ZERO) * max(
-        max_completion_tokens, 0
-    )
-    return quantize_money(cost)
+    return _estimate(price_sheet(catalog_model_id=catalog_model_id), prompt_tokens, max_completion_tokens)
+
+
+async def aestimate_max_cost(
+    *, catalog_model_id: uuid.UUID | None, prompt_tokens: int, max_completion_tokens: int
+) -> Decimal:
+    if catalog_model_id is None:
+        return ZERO
+    sheet = await aprice_sheet(catalog_model_id=catalog_model_id)
+    return _estimate(sheet, prompt_tokens, max_completion_tokens)

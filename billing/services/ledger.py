@@ -1,11 +1,13 @@
 """The contract inference and knowledge call: reserve an estimate, then settle the real lines, or release.
 
+Each is one SQL statement (billing/sql.py), so each is atomic and costs one round trip.
+
 - `reserve` holds an estimate with ONE conditional UPDATE (`reserved += x WHERE balance - reserved - x >=
   -credit_limit`): PostgreSQL re-checks the condition on the locked row, so concurrent requests cannot overspend.
   A zero amount (bring-your-own model) is recorded like any other: the request id is claimed, and it is refused
   when the organization is already at or below its floor (it will still pay searches and rewrites).
 - `settle` writes the ledger rows and the request summary, moves the balance by what was inserted and releases
-  the reservation, in one transaction. The unique constraint on (request_id, sku) decides what a retry writes, so
+  the reservation, all in one statement. The unique constraint on (request_id, sku) decides what a retry writes, so
   a second call writes nothing and returns the lines already recorded. Settlement may take the balance below the
   floor (the real cost may exceed the estimate slightly); the reservation is what bounds concurrent spending.
 - `charge` is `settle` without a reservation (knowledge ingestion and search): refused with 402 when the balance
@@ -16,19 +18,19 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from aivax.errors import Conflict, InsufficientBalance
-from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry, Reservation, ReservationStatus
+from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry, Reservation
 from billing.money import ZERO, quantize_money
 from billing.pricing import UsageLine
 from billing.selectors import billed_lines
-from billing.services.accounts import account_apply, account_ensure
-from billing.sql import insert_rows, reservation_close
+from billing.services.accounts import account_ensure
+from billing.sql import release_row, reserve_row, settle_rows
 
 INSUFFICIENT_MESSAGE = (
     "Your organization's balance is insufficient for this request: it may cost up to {amount} USD. "
@@ -37,34 +39,38 @@ INSUFFICIENT_MESSAGE = (
 EXHAUSTED_MESSAGE = "Your organization's balance is exhausted. Add credit to your organization to continue."
 
 
-def _hold(*, organization_id: int, amount: Decimal) -> bool:
-    accounts = BillingAccount.unscoped.filter(organization_id=organization_id)
-    floor_check = F("reserved") - F("credit_limit") + amount
-    accounts = accounts.filter(balance__gte=floor_check) if amount > 0 else accounts.filter(balance__gt=floor_check)
-    return accounts.update(reserved=F("reserved") + amount) == 1
+def _savepoint_if_nested() -> AbstractContextManager[object]:
+    # One statement is atomic by itself; inside a caller's transaction, a savepoint keeps a failure (a duplicate
+    # request id) from breaking that transaction.
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
 
 
 def reserve(*, organization_id: int, request_id: str, amount: Decimal) -> Reservation:
     amount = quantize_money(amount)
     if amount < 0:
         raise ValueError("a reservation cannot be negative")
-    reservation = Reservation(organization_id=organization_id, request_id=request_id, amount=amount)
-    with transaction.atomic():
-        inserted = insert_rows([reservation], on_conflict="(request_id) DO NOTHING", returning=("id",))
-        if not inserted:  # a retried reserve: the first one holds the estimate
-            existing = Reservation.unscoped.get(request_id=request_id)
+    now = timezone.now()
+    for _attempt in range(2):
+        try:
+            with _savepoint_if_nested():
+                pk = reserve_row(organization_id=organization_id, request_id=request_id, amount=amount, at=now)
+        except IntegrityError:
+            pk = None  # the same request id, reserved concurrently: answered below like any retry
+        if pk is not None:
+            reservation = Reservation(
+                pk=pk, organization_id=organization_id, request_id=request_id, amount=amount, created_at=now
+            )
+            reservation._state.adding = False
+            return reservation
+        existing = Reservation.unscoped.filter(request_id=request_id).first()
+        if existing is not None:  # a retried reserve: the first one holds the estimate
             if existing.organization_id != organization_id:
                 raise Conflict("This request id is already in use.", param="request_id")
             return existing
-        reservation.pk = inserted[0][0]
-        reservation._state.adding = False
-        held = _hold(organization_id=organization_id, amount=amount)
-        if not held and not BillingAccount.unscoped.filter(organization_id=organization_id).exists():
-            account_ensure(organization_id=organization_id)
-            held = _hold(organization_id=organization_id, amount=amount)
-        if not held:
-            raise InsufficientBalance(INSUFFICIENT_MESSAGE.format(amount=amount.normalize()))
-    return reservation
+        if BillingAccount.unscoped.filter(organization_id=organization_id).exists():
+            break
+        account_ensure(organization_id=organization_id)
+    raise InsufficientBalance(INSUFFICIENT_MESSAGE.format(amount=amount.normalize()))
 
 
 def _normalized(line: UsageLine) -> UsageLine:
@@ -75,17 +81,6 @@ def _normalized(line: UsageLine) -> UsageLine:
         amount=quantize_money(line.amount),
         description=line.description[:300],
         estimated=line.estimated,
-    )
-
-
-def _record_request(request: BilledRequest) -> None:
-    table = BilledRequest._meta.db_table
-    insert_rows(
-        [request],
-        on_conflict=(
-            f"(request_id) DO UPDATE SET total = {table}.total + EXCLUDED.total, "
-            f"estimated = {table}.estimated OR EXCLUDED.estimated"
-        ),
     )
 
 
@@ -124,42 +119,25 @@ def settle(
         )
         for position, line in enumerate(lines)
     ]
-    with transaction.atomic():
-        closed = reservation_close(
-            request_id=request_id, organization_id=organization_id, status=ReservationStatus.SETTLED, at=now
-        )
-        inserted = insert_rows(entries, returning=("amount",))
-        charged = sum((amount for (amount,) in inserted), ZERO)
-        if inserted or not lines:
-            _record_request(
-                BilledRequest(
-                    organization_id=organization_id,
-                    request_id=request_id,
-                    gateway_id=gateway_id,
-                    api_key_id=api_key_id,
-                    model=model,
-                    metadata=metadata or {},
-                    total=charged,
-                    estimated=any(line.estimated for line in lines),
-                    created_at=now,
-                )
-            )
-        account_apply(
-            organization_id=organization_id,
-            balance_delta=-charged,
-            reserved_delta=-closed[1] if closed else ZERO,
-        )
-    if len(inserted) == len(lines):
+    request = BilledRequest(
+        organization_id=organization_id,
+        request_id=request_id,
+        gateway_id=gateway_id,
+        api_key_id=api_key_id,
+        model=model,
+        metadata=metadata or {},
+        estimated=any(line.estimated for line in lines),
+        created_at=now,
+    )
+    inserted, _charged = settle_rows(entries=entries, request=request)
+    if inserted == len(lines):
         return lines
     return billed_lines(organization_id=organization_id, request_id=request_id)
 
 
 def release(*, request_id: str) -> None:
     """Free a held estimate without billing anything (no-op if it was already settled or released)."""
-    with transaction.atomic():
-        closed = reservation_close(request_id=request_id, status=ReservationStatus.RELEASED, at=timezone.now())
-        if closed:
-            account_apply(organization_id=closed[0], reserved_delta=-closed[1])
+    release_row(request_id=request_id, at=timezone.now())
 
 
 def ensure_can_spend(*, organization_id: int) -> None:

@@ -12,6 +12,7 @@ from billing.money import quantize_money
 from billing.pricing import (
     UsageLine,
     estimate_max_cost,
+    invalidate_price_cache,
     price_chat_completion,
     price_platform_sku,
     price_sheet,
@@ -148,3 +149,28 @@ def test_platform_sku_and_estimate(catalog_model, platform_prices) -> None:
 def test_money_refuses_floats() -> None:
     with pytest.raises(TypeError):
         quantize_money(0.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_pricing_never_touches_the_orm_on_the_event_loop(catalog_model, platform_prices) -> None:
+    from billing.pricing import aestimate_max_cost, aprice_chat_completion, aprice_platform_sku
+
+    invalidate_price_cache()  # a miss: loaded in an executor thread, not on the loop (that would raise)
+    lines = await aprice_chat_completion(
+        model_name=catalog_model.name,
+        catalog_model_id=catalog_model.id,
+        prompt_tokens=1000,
+        cached_tokens=800,
+        completion_tokens=50,
+        estimated=False,
+        byo=False,
+    )
+    assert [(line.sku, line.amount) for line in lines] == [
+        (skus.CHAT_IN, quantize_money(PRICE_IN * 200)),
+        (skus.CHAT_OUT, quantize_money(PRICE_OUT * 50)),
+        (skus.CHAT_IN_CACHED, quantize_money(PRICE_IN_CACHED * 800)),
+    ]
+    estimate = await aestimate_max_cost(catalog_model_id=catalog_model.id, prompt_tokens=10, max_completion_tokens=10)
+    assert estimate == quantize_money(PRICE_IN * 10 + PRICE_OUT * 10)
+    search = await aprice_platform_sku(sku=skus.KNOWLEDGE_SEARCH, quantity=1, description="Knowledge search")
+    assert search.amount == PRICE_SEARCH
