@@ -145,3 +145,12 @@ async def test_async_wrappers_run_in_fresh_connections(org, billing_staff) -> No
     assert (account.balance, account.reserved) == (Decimal("0.99"), 0)
     with pytest.raises(InsufficientBalance):
         await areserve(organization_id=org.pk, request_id="a3", amount=Decimal("5"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_request_id_reserved_concurrently_holds_once(org, billing_staff) -> None:
+    credit_grant(organization=org, amount=Decimal("1"), reason="test", staff_user=billing_staff)
+    ids = _in_threads(lambda i: str(reserve(organization_id=org.pk, request_id="dup", amount=ESTIMATE).pk))
+    assert len(set(ids)) == 1
+    assert BillingAccount.objects.for_org(org).get().reserved == ESTIMATE
+    assert Reservation.objects.for_org(org).count() == 1
