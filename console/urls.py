@@ -19,4 +19,7 @@ urlpatterns = [
     path("console/keys/<uuid:pk>/revoke", keys.key_revoke, name="key-revoke"),
     path("console/knowledge/", knowledge.knowledge_list, name="knowledge-list"),
     path("console/usage/", usage.usage, name="usage"),
+    path("console/usage/daily.json", usage.usage_daily, name="usage-daily"),
+    path("console/usage/export.csv", usage.usage_export, name="usage-export"),
+    path("console/usage/requests/<str:request_id>", usage.usage_request, name="usage-request"),
 ]

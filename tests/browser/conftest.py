@@ -95,6 +95,8 @@ def page(browser: Browser, console_server: LiveASGIServer) -> Iterator[Page]:
 def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    if full_page:
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky sidebar is drawn where the page is scrolled
     page.screenshot(path=str(path), full_page=full_page)
     return path
 
