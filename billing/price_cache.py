@@ -42,7 +42,7 @@ def _load(catalog_model_id: uuid.UUID | None) -> Versions:
     scope = Q(catalog_model__isnull=True)
     if catalog_model_id is not None:
         scope |= Q(catalog_model_id=catalog_model_id)
-    rows = Price.objects.filter(scope).values_list("catalog_model_id", "sku", "effective_from", "unit_price")
+    rows = Price.objects.filter(scope).order_by().values_list("catalog_model_id", "sku", "effective_from", "unit_price")
     # The model's own rows always win over platform-wide ones; within each, the newest version first.
     ordered = sorted(rows, key=lambda r: (r[0] is None, -r[2].timestamp()))
     versions = [(sku, effective_from, unit_price) for _, sku, effective_from, unit_price in ordered]
