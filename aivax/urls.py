@@ -9,5 +9,6 @@ urlpatterns = [
     path("readyz", readyz),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("staff/billing/", include("billing.staff_urls")),
     path("", include("console.urls")),
 ]
