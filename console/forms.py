@@ -172,7 +172,11 @@ class GatewayForm(forms.Form):
 
 
 class ByoEndpointForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=100, widget=forms.TextInput(attrs={"placeholder": "My vLLM"}))
+    prefix = "byo"  # shown on the gateway form's page: its ids must not clash with the gateway's fields
+
+    name = forms.CharField(
+        label="Endpoint name", max_length=100, widget=forms.TextInput(attrs={"placeholder": "My vLLM"})
+    )
     base_url = forms.CharField(
         label="Base URL",
         max_length=200,

@@ -54,13 +54,25 @@
       return;
     }
 
-    // Mobile navigation drawer.
+    // Mobile navigation drawer: the menu button toggles it, a click beside it closes it.
+    const shell = document.querySelector(".shell");
     const toggle = event.target.closest("[data-nav-toggle]");
-    if (toggle) {
-      const shell = document.querySelector(".shell");
+    if (toggle && shell) {
       const open = shell.classList.toggle("nav-open");
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
       return;
+    }
+    if (shell && shell.classList.contains("nav-open") && !event.target.closest("#sidebar")) {
+      shell.classList.remove("nav-open");
+      document.querySelectorAll("[data-nav-toggle]").forEach((b) => b.setAttribute("aria-expanded", "false"));
+      return;
+    }
+
+    // Links to a <details> element open it.
+    const opener = event.target.closest("a[data-open-details]");
+    if (opener) {
+      const details = document.querySelector(opener.getAttribute("href"));
+      if (details) details.open = true;
     }
 
     // Tabs: buttons with role=tab and aria-controls.

@@ -99,3 +99,28 @@ def test_create_and_revoke_key(page: Page, owner: User, org) -> None:
     shot(page, "07-key-revoked")
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+def test_add_own_endpoint_from_the_gateway_form(page: Page, owner: User, org, catalog: None) -> None:
+    sign_in(page, "owner@acme.test", "pw-owner-123!")
+    page.goto("/console/gateways/new")
+    page.get_by_label("Name", exact=True).fill("On my server")
+    page.get_by_text("Add your own endpoint").click()
+    panel = page.locator("#byo-panel")
+    panel.get_by_label("Endpoint name").fill("My vLLM")
+    panel.get_by_label("Base URL").fill("ftp://nope")
+    panel.get_by_label("Upstream model name").fill("qwen2.5")
+    panel.get_by_role("button", name="Add endpoint").click()
+    expect(panel.locator('[data-field="base_url"] .errorlist')).to_be_visible()
+    panel.get_by_label("Base URL").fill("http://127.0.0.1:8001/v1")
+    panel.get_by_label("API key").fill("sk-upstream-secret")
+    panel.get_by_role("button", name="Add endpoint").click()
+    expect(panel.get_by_role("status")).to_contain_text("Added My vLLM")
+    # The model select was refreshed in place (htmx out-of-band swap); the name typed above is still there.
+    expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile(r"^byo:"))
+    expect(page.get_by_label("Name", exact=True)).to_have_value("On my server")
+    shot(page, "04b-gateway-own-endpoint")
+    page.get_by_role("button", name="Create gateway").click()
+    expect(page.get_by_role("heading", name=re.compile("On my server"))).to_be_visible()
+    assert Gateway.objects.for_org(org).get().byo_endpoint.name == "My vLLM"
+    assert "sk-upstream-secret" not in page.content()

@@ -112,11 +112,11 @@ def test_byo_endpoint_of_another_organization_is_not_offered(as_owner: Client, o
 
 def test_add_endpoint_from_the_form_with_htmx(as_owner: Client, org) -> None:
     data = {
-        "name": "My vLLM",
-        "base_url": "http://127.0.0.1:8001/v1/",
-        "model_name": "qwen",
-        "api_key": "sk-secret-upstream",
-        "context_window": "32768",
+        "byo-name": "My vLLM",
+        "byo-base_url": "http://127.0.0.1:8001/v1/",
+        "byo-model_name": "qwen",
+        "byo-api_key": "sk-secret-upstream",
+        "byo-context_window": "32768",
     }
     response = as_owner.post("/console/endpoints/new", data, headers={"HX-Request": "true"})
     assert response.status_code == 200
@@ -133,9 +133,9 @@ def test_add_endpoint_from_the_form_with_htmx(as_owner: Client, org) -> None:
 
 
 def test_add_endpoint_errors(as_owner: Client, org) -> None:
-    bad = {"name": "x", "base_url": "ftp://host/v1", "model_name": "m", "context_window": "8192"}
+    bad = {"byo-name": "x", "byo-base_url": "ftp://host/v1", "byo-model_name": "m", "byo-context_window": "8192"}
     response = as_owner.post("/console/endpoints/new", bad, headers={"HX-Request": "true"})
-    assert 'id="id_base_url_error"' in response.content.decode()
+    assert 'id="id_byo-base_url_error"' in response.content.decode()
     assert not ByoEndpoint.objects.for_org(org).exists()
 
 
