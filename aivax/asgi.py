@@ -1,7 +1,22 @@
+"""The ASGI entry point. /api/ requests skip the browser middleware (sessions, CSRF, messages, static files):
+each sync middleware costs two thread hops per request under ASGI, and API clients need none of them."""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from aivax.asgi_routing import ApiASGIHandler, warm_up  # noqa: E402  (needs Django set up)
+
+api_application = ApiASGIHandler()
+warm_up()
+
+
+async def application(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        await api_application(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

@@ -64,16 +64,27 @@ SELECT id FROM inserted
 """
 
 
-def reserve_row(*, organization_id: int, request_id: str, amount: Decimal, at: datetime) -> int | None:
-    """Hold `amount` if it fits above the floor and the request id is new; the reservation's id, else None.
+Statement = tuple[str, list[Any]]
+
+
+def reserve_statement(*, organization_id: int, request_id: str, amount: Decimal, at: datetime) -> Statement:
+    """Hold `amount` if it fits above the floor and the request id is new; returns the reservation's id, or no row.
 
     At the floor, a zero amount is refused too (`>` instead of `>=`). A concurrent duplicate request id raises
     IntegrityError and rolls the whole statement back, the hold included.
     """
     sql = _RESERVE.format(floor=">=" if amount > 0 else ">")
+    return sql, [amount, organization_id, amount, request_id, request_id, amount, at]
+
+
+def _fetchone(statement: Statement) -> tuple[Any, ...] | None:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [amount, organization_id, amount, request_id, request_id, amount, at])
-        row = cursor.fetchone()
+        cursor.execute(*statement)
+        return cursor.fetchone()
+
+
+def reserve_row(*, organization_id: int, request_id: str, amount: Decimal, at: datetime) -> int | None:
+    row = _fetchone(reserve_statement(organization_id=organization_id, request_id=request_id, amount=amount, at=at))
     return row[0] if row else None
 
 
@@ -105,8 +116,8 @@ SELECT n, total FROM charged
 """
 
 
-def settle_rows(*, entries: Sequence[models.Model], request: BilledRequest) -> tuple[int, Decimal]:
-    """Write `entries` (LedgerEntry charges of one request) and its summary; (rows inserted, amount inserted)."""
+def settle_statement(*, entries: Sequence[models.Model], request: BilledRequest) -> Statement:
+    """Write `entries` (LedgerEntry charges of one request) and its summary; returns (rows inserted, amount)."""
     if entries:
         columns, rows, ledger_params = _values(entries)
         ledger_insert = f"INSERT INTO billing_ledgerentry ({columns}) VALUES {rows} ON CONFLICT DO NOTHING"
@@ -122,10 +133,13 @@ def settle_rows(*, entries: Sequence[models.Model], request: BilledRequest) -> t
         *(request.estimated, at, not entries),
         *(org, at),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_SETTLE.format(ledger_insert=ledger_insert), params)
-        inserted, total = cursor.fetchone()
-    return inserted, total
+    return _SETTLE.format(ledger_insert=ledger_insert), params
+
+
+def settle_rows(*, entries: Sequence[models.Model], request: BilledRequest) -> tuple[int, Decimal]:
+    row = _fetchone(settle_statement(entries=entries, request=request))
+    assert row is not None
+    return int(row[0]), row[1]
 
 
 _RELEASE = """
@@ -139,6 +153,10 @@ FROM closed WHERE account.organization_id = closed.organization_id
 """
 
 
+def release_statement(*, request_id: str, at: datetime) -> Statement:
+    return _RELEASE, [ReservationStatus.RELEASED, at, request_id]
+
+
 def release_row(*, request_id: str, at: datetime) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_RELEASE, [ReservationStatus.RELEASED, at, request_id])
+        cursor.execute(*release_statement(request_id=request_id, at=at))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -72,8 +73,26 @@ def _info_headers(config: GatewayConfig, prepared: PreparedCall, request_id: str
     return headers
 
 
+class PhaseTimer:
+    """Durations of a request's phases, reported in a Server-Timing header (visible in browser devtools)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.phases: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases.append((name, (now - self.last) * 1000))
+        self.last = now
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.phases)
+
+
 async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_usage: bool = False) -> HttpResponse:
+    timer = PhaseTimer()
     config = await aresolve_gateway(caller.organization_id, request.model)
+    timer.mark("resolve")
     if not caller.may_use(config.id):
         raise PermissionDenied("This API key is not allowed to use this gateway.", code="gateway_not_allowed")
     if not config.is_active:
@@ -91,13 +110,16 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
     )
     upstreams = [ref.upstream() for ref in config.upstreams]
     grounding = await aground(config, request, meter)
+    timer.mark("ground")
     prepared = prepare_call(config, request, context_window=upstreams[0].context_window, grounding=grounding.text)
     payload: dict[str, Any] = {"messages": prepared.messages, **prepared.params}
     if grounding.tools:
         payload["tools"] = [*payload.get("tools", []), *grounding.tools]
+    timer.mark("prepare")
     await meter.reserve(
         upstreams[0], prompt_tokens=prepared.prompt_token_estimate, max_completion_tokens=prepared.max_completion_tokens
     )
+    timer.mark("reserve")
     try:
         if request.stream:
             payload["stream_options"] = {"include_usage": True}
@@ -116,6 +138,7 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
         await meter.release()
         raise
 
+    timer.mark("upstream")
     headers = _info_headers(config, prepared, request_id)
     if request.stream:
         relay = StreamRelay(
@@ -127,11 +150,15 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
             grounding=grounding,
             include_usage=request.include_usage or force_usage,
         )
+        headers["Server-Timing"] = timer.header()
         streaming = StreamingHttpResponse(relay.events(), content_type="text/event-stream")
         for key, value in {**protocol.SSE_HEADERS, **headers}.items():
             streaming[key] = value
         return streaming
-    return _json(await _complete(config, upstream, data, meter, prepared, grounding), headers=headers)
+    body = await _complete(config, upstream, data, meter, prepared, grounding)
+    timer.mark("settle")
+    headers["Server-Timing"] = timer.header()
+    return _json(body, headers=headers)
 
 
 async def _complete(

@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from aivax import tokens
-from aivax.db import run_db
 from billing import pricing
 from billing import services as billing
 from billing.pricing import UsageLine
@@ -54,8 +53,7 @@ class Meter:
     async def reserve(self, upstream: Upstream, *, prompt_tokens: int, max_completion_tokens: int) -> None:
         amount = Decimal(0)
         if not upstream.tenant_owned:
-            amount = await run_db(
-                pricing.estimate_max_cost,
+            amount = await pricing.aestimate_max_cost(
                 catalog_model_id=upstream.catalog_model_id,
                 prompt_tokens=prompt_tokens,
                 max_completion_tokens=max_completion_tokens,
@@ -66,8 +64,7 @@ class Meter:
 
     async def settle(self, upstream: Upstream, usage: Usage) -> list[UsageLine]:
         lines = list(self.extra_lines)
-        lines += await run_db(
-            pricing.price_chat_completion,
+        lines += await pricing.aprice_chat_completion(
             model_name=upstream.display_name,
             catalog_model_id=upstream.catalog_model_id,
             prompt_tokens=usage.prompt_tokens,

@@ -120,6 +120,9 @@ class Gateway(TenantModel):
     context_overflow = models.CharField(max_length=16, choices=OverflowAction.choices, default=OverflowAction.TRUNCATE)
 
     # Grounding: how a linked knowledge collection is searched (the link is added with the knowledge models).
+    knowledge_collection = models.ForeignKey(
+        "knowledge.Collection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     knowledge_max_results = models.PositiveSmallIntegerField(default=8)
     knowledge_min_score = models.FloatField(default=0.0)
     knowledge_use_references = models.BooleanField(default=False)

@@ -43,6 +43,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# /api/ requests are served by a handler with this list instead (see aivax/asgi.py): no sessions, CSRF,
+# messages or static files there, and no thread hops for them.
+API_MIDDLEWARE: list[str] = []
+
 ROOT_URLCONF = "aivax.urls"
 ASGI_APPLICATION = "aivax.asgi.application"
 WSGI_APPLICATION = "aivax.wsgi.application"
@@ -119,6 +123,7 @@ CELERY_TASK_DEFAULT_QUEUE = "aivax"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-release-stale-reservations": {"task": "billing.release_stale_reservations", "schedule": 300.0},
+    "knowledge-requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -84,7 +84,7 @@ def _normalized(line: UsageLine) -> UsageLine:
     )
 
 
-def settle(
+def settlement_rows(
     *,
     request_id: str,
     organization_id: int,
@@ -93,8 +93,8 @@ def settle(
     api_key_id: uuid.UUID | None,
     model: str,
     metadata: dict[str, str] | None,
-) -> list[UsageLine]:
-    """Bill `lines` for `request_id` exactly once; return the lines the ledger holds for it."""
+) -> tuple[list[UsageLine], list[LedgerEntry], BilledRequest]:
+    """The normalised lines, their ledger rows and the request summary that `settle` writes (no I/O)."""
     lines = [_normalized(line) for line in lines]
     if any(line.amount < 0 for line in lines):
         raise ValueError("usage lines cannot be negative")
@@ -128,6 +128,29 @@ def settle(
         metadata=metadata or {},
         estimated=any(line.estimated for line in lines),
         created_at=now,
+    )
+    return lines, entries, request
+
+
+def settle(
+    *,
+    request_id: str,
+    organization_id: int,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
+    model: str,
+    metadata: dict[str, str] | None,
+) -> list[UsageLine]:
+    """Bill `lines` for `request_id` exactly once; return the lines the ledger holds for it."""
+    lines, entries, request = settlement_rows(
+        request_id=request_id,
+        organization_id=organization_id,
+        lines=lines,
+        gateway_id=gateway_id,
+        api_key_id=api_key_id,
+        model=model,
+        metadata=metadata,
     )
     inserted, _charged = settle_rows(entries=entries, request=request)
     if inserted == len(lines):
