@@ -1,0 +1,280 @@
+"""Search a collection: by vector (cosine), by full text, or both fused by reciprocal rank (the default).
+
+Every query is filtered by organization *and* collection in SQL. Vector search runs in a transaction with
+``SET LOCAL hnsw.iterative_scan = relaxed_order``: an HNSW scan first finds the nearest vectors of the whole
+table and only then applies the filter, so in a table shared by many collections a plain scan returns fewer rows
+than asked (often none); the iterative scan keeps walking the graph until enough rows pass the filter. Rows come
+back "relaxed" (nearly) in order, so they are sorted again outside a materialised CTE. ``hnsw.ef_search`` is set
+from the number of rows wanted. Small collections are searched exactly: the planner then prefers the
+``(collection, dimension)`` index and a sort.
+
+Full text uses the ``english`` configuration, ``websearch_to_tsquery`` and ``ts_rank_cd``. A plain question
+("how do I reset my password") is matched with OR between its words, since requiring every word finds almost
+nothing for natural-language queries; a query using web-search syntax (quotes, ``or``, ``-word``) keeps the
+syntax's own meaning.
+
+Scores, per mode (``score`` is what results are ranked by):
+
+- ``vector``: cosine similarity, -1..1 (0..1 in practice);
+- ``fulltext``: ``ts_rank_cd`` normalised as rank / (rank + 1), 0..1;
+- ``hybrid``: reciprocal rank fusion, sum over the two lists of 1 / (60 + rank), divided by its maximum
+  (2 / 61) so that 1.0 means first in both lists.
+
+``min_score`` is a relevance floor on the cosine similarity in ``vector`` and ``hybrid`` modes (a fused rank is no
+measure of relevance), and on the normalised rank in ``fulltext`` mode. Each hit also carries ``similarity``
+(its cosine similarity, when its vector has the collection's dimension).
+
+References: a hit whose document has a ``reference`` brings the other indexed documents with the same reference
+as ``referenced_documents``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from aivax.db import run_db
+from aivax.errors import InvalidRequest, NotFound
+from knowledge.embeddings import Embedder, count_tokens
+from knowledge.models import TEXT_SEARCH_CONFIG, Collection
+from knowledge.providers import embedder_for
+
+MODES = ("hybrid", "vector", "fulltext")
+MAX_TOP = 100
+MAX_TERM_CHARS = 4000
+RRF_K = 60
+REFERENCED_LIMIT = 10
+REFERENCED_CONTENT_CHARS = 4000
+_WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
+
+
+@dataclass
+class SearchHit:
+    chunk_id: int
+    document_id: uuid.UUID
+    document_name: str
+    reference: str
+    content: str
+    position: int
+    score: float
+    similarity: float | None = None
+    referenced_documents: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_api(self) -> dict[str, Any]:
+        """The AIVAX shape, plus our extras (chunk position, similarity, reference)."""
+        return {
+            "documentId": str(self.document_id),
+            "documentName": self.document_name,
+            "documentContent": self.content,
+            "score": round(self.score, 6),
+            "referencedDocuments": self.referenced_documents,
+            "similarity": None if self.similarity is None else round(self.similarity, 6),
+            "reference": self.reference or None,
+            "chunkPosition": self.position,
+        }
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    query_tokens: int  # what the search is billed by
+    mode: str
+
+
+def _vector_literal(vector: list[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+def _tsquery_sql(term: str) -> str:
+    base = f"websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', %s)"
+    if _WEBSEARCH_SYNTAX.search(term):
+        return base
+    return f"replace({base}::text, ' & ', ' | ')::tsquery"
+
+
+def _vector_hits(
+    org_id: int, collection_id: uuid.UUID, dimension: int, vector: str, limit: int
+) -> list[tuple[Any, ...]]:
+    dim = int(dimension)  # a literal in the SQL: the partial index is chosen by `dimension = <literal>`
+    sql = f"""
+        WITH hits AS MATERIALIZED (
+            SELECT c.id, c.document_id, c.position, c.text,
+                   (c.embedding::vector({dim})) <=> %s::vector({dim}) AS distance
+            FROM knowledge_chunk c
+            WHERE c.organization_id = %s AND c.collection_id = %s AND c.dimension = {dim}
+            ORDER BY (c.embedding::vector({dim})) <=> %s::vector({dim})
+            LIMIT %s
+        )
+        SELECT h.id, h.document_id, h.position, h.text, 1 - h.distance, d.name, d.reference
+        FROM hits h JOIN knowledge_document d ON d.id = h.document_id
+        ORDER BY h.distance, h.id
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            [str(max(40, min(1000, limit * 2)))],
+        )
+        cursor.execute(sql, [vector, org_id, collection_id, vector, limit])
+        return cursor.fetchall()
+
+
+def _fulltext_hits(
+    org_id: int, collection_id: uuid.UUID, term: str, dimension: int, vector: str | None, limit: int
+) -> list[tuple[Any, ...]]:
+    dim = int(dimension)
+    similarity = (
+        f"CASE WHEN c.dimension = {dim} THEN 1 - ((c.embedding::vector({dim})) <=> %s::vector({dim})) END"
+        if vector is not None
+        else "NULL::float8"
+    )
+    sql = f"""
+        WITH q AS (SELECT {_tsquery_sql(term)} AS query),
+        hits AS MATERIALIZED (
+            SELECT c.id, c.document_id, c.position, c.text, c.dimension, c.embedding,
+                   ts_rank_cd(c.search_vector, q.query) AS rank
+            FROM knowledge_chunk c, q
+            WHERE c.organization_id = %s AND c.collection_id = %s AND c.search_vector @@ q.query
+            ORDER BY rank DESC, c.id
+            LIMIT %s
+        )
+        SELECT c.id, c.document_id, c.position, c.text, c.rank / (c.rank + 1), d.name, d.reference, {similarity}
+        FROM hits c JOIN knowledge_document d ON d.id = c.document_id
+        ORDER BY c.rank DESC, c.id
+    """
+    params: list[Any] = [term, org_id, collection_id, limit]
+    if vector is not None:
+        params.append(vector)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _referenced(org_id: int, collection_id: uuid.UUID, hits: list[SearchHit]) -> None:
+    references = sorted({h.reference for h in hits if h.reference})
+    if not references:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id, name, reference, left(content, %s) FROM knowledge_document
+            WHERE organization_id = %s AND collection_id = %s AND reference = ANY(%s) AND status = 'indexed'
+            ORDER BY reference, name
+            """,
+            [REFERENCED_CONTENT_CHARS, org_id, collection_id, references],
+        )
+        rows = cursor.fetchall()
+    by_reference: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_reference.setdefault(row[2], []).append(row)
+    for hit in hits:
+        if not hit.reference:
+            continue
+        hit.referenced_documents = [
+            {"documentId": str(doc_id), "documentName": name, "documentContent": content}
+            for doc_id, name, _ref, content in by_reference.get(hit.reference, [])
+            if doc_id != hit.document_id
+        ][:REFERENCED_LIMIT]
+
+
+def validate_query(term: str, top: int, min_score: float, mode: str) -> str:
+    term = (term or "").strip()
+    if not term:
+        raise InvalidRequest("'term' must not be empty.", param="term")
+    if len(term) > MAX_TERM_CHARS:
+        raise InvalidRequest(f"'term' is longer than {MAX_TERM_CHARS} characters.", param="term")
+    if not 1 <= int(top) <= MAX_TOP:
+        raise InvalidRequest(f"'top' must be between 1 and {MAX_TOP}.", param="top")
+    if not -1.0 <= float(min_score) <= 1.0:
+        raise InvalidRequest("'min' must be between -1 and 1.", param="min")
+    if mode not in MODES:
+        raise InvalidRequest(f"'mode' must be one of {', '.join(MODES)}.", param="mode")
+    return term
+
+
+def search_collection(
+    *,
+    organization_id: int,
+    collection_id: uuid.UUID | str,
+    term: str,
+    top: int = 10,
+    min_score: float = 0.0,
+    mode: str = "hybrid",
+    use_references: bool = True,
+    collection: Collection | None = None,
+    embedder: Embedder | None = None,
+) -> SearchResult:
+    """Search one collection of one organization. Another organization's collection is a NotFound. Not billed:
+    callers bill ``knowledge.search`` by ``result.query_tokens`` (knowledge.services.collection_query does)."""
+    term = validate_query(term, top, min_score, mode)
+    if collection is None:
+        try:
+            collection = Collection.objects.for_org(organization_id).get(pk=collection_id)
+        except (Collection.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+            raise NotFound("Collection not found.", param="collection_id") from exc
+    elif collection.organization_id != organization_id:
+        raise NotFound("Collection not found.", param="collection_id")
+
+    dim = collection.embedding_dimension
+    vector: str | None = None
+    tokens = count_tokens(term) + 2
+    if mode in ("vector", "hybrid"):
+        result = (embedder or embedder_for(collection)).embed([term])
+        vector = _vector_literal(result.vectors[0])
+        tokens = result.token_count
+    candidates = top if mode != "hybrid" else max(50, top * 3)
+
+    vector_rows = _vector_hits(organization_id, collection.pk, dim, vector, candidates) if vector else []
+    text_rows = (
+        _fulltext_hits(organization_id, collection.pk, term, dim, vector, candidates) if mode != "vector" else []
+    )
+
+    if mode == "vector":
+        hits = [_hit(row, score=row[4], similarity=row[4]) for row in vector_rows if row[4] >= min_score]
+    elif mode == "fulltext":
+        hits = [_hit(row, score=row[4], similarity=row[7]) for row in text_rows if row[4] >= min_score]
+    else:
+        hits = _fuse(vector_rows, text_rows, min_score)
+    hits = hits[:top]
+    if use_references:
+        _referenced(organization_id, collection.pk, hits)
+    return SearchResult(hits=hits, query_tokens=tokens, mode=mode)
+
+
+def _hit(row: tuple[Any, ...], *, score: float, similarity: float | None) -> SearchHit:
+    return SearchHit(
+        chunk_id=row[0],
+        document_id=row[1],
+        position=row[2],
+        content=row[3],
+        document_name=row[5],
+        reference=row[6] or "",
+        score=float(score),
+        similarity=None if similarity is None else float(similarity),
+    )
+
+
+def _fuse(vector_rows: list[tuple[Any, ...]], text_rows: list[tuple[Any, ...]], min_score: float) -> list[SearchHit]:
+    fused: dict[int, list[Any]] = {}
+    for rank, row in enumerate(vector_rows, start=1):
+        fused[row[0]] = [row, 1.0 / (RRF_K + rank), float(row[4])]
+    for rank, row in enumerate(text_rows, start=1):
+        entry = fused.setdefault(row[0], [row, 0.0, None if row[7] is None else float(row[7])])
+        entry[1] += 1.0 / (RRF_K + rank)
+    best = 2.0 / (RRF_K + 1)
+    hits = [
+        _hit(row, score=rrf / best, similarity=similarity)
+        for row, rrf, similarity in fused.values()
+        if similarity is None or similarity >= min_score
+    ]
+    hits.sort(key=lambda h: (-h.score, -(h.similarity or 0.0), h.chunk_id))
+    return hits
+
+
+async def asearch_collection(**kwargs: Any) -> SearchResult:
+    """``search_collection`` from async code (on the shared DB thread pool)."""
+    return await run_db(lambda: search_collection(**kwargs))

@@ -1,0 +1,530 @@
+"""Knowledge writes: collections, documents (text, bulk JSONL, files), and what enqueues their indexing.
+
+Every write that needs indexing sets the document ``queued`` and enqueues ``knowledge.ingest_document`` with the
+document id and its content hash *on commit*; the task (knowledge.ingestion) does the rest. An upsert whose
+content, reference, tags and metadata are all unchanged is ``NotModified``: nothing is re-embedded or billed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from aivax.errors import InvalidRequest
+from billing import skus
+from billing.pricing import UsageLine, aprice_platform_sku, price_platform_sku
+from knowledge import parsing
+from knowledge.bulk import MAX_NAME, BulkDocument, normalise_tags
+from knowledge.models import (
+    LOCAL_EMBEDDING_DIMENSION,
+    LOCAL_EMBEDDING_MODEL,
+    MAX_DIMENSION,
+    Chunk,
+    Collection,
+    Document,
+    DocumentStatus,
+    SourceKind,
+)
+from knowledge.search import SearchResult, search_collection
+
+MAX_FILES_PER_UPLOAD = 20
+ACTIVE_STATUSES = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+
+
+class UpsertState(StrEnum):
+    CREATED = "Created"
+    MODIFIED = "Modified"
+    NOT_MODIFIED = "NotModified"
+
+
+def content_hash(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def enqueue_indexing(documents: list[Document]) -> None:
+    """Send each document's indexing task once the surrounding transaction commits."""
+    if not documents:
+        return
+    jobs = [(str(d.pk), d.content_hash) for d in documents]
+
+    def send() -> None:
+        from knowledge.tasks import ingest_document
+
+        for document_id, digest in jobs:
+            ingest_document.delay(document_id, digest)
+
+    transaction.on_commit(send)
+
+
+# ---- collections
+
+
+def _validate_collection(fields: dict[str, Any]) -> None:
+    name = fields.get("name")
+    if name is not None and not (str(name).strip() and len(str(name)) <= 200):
+        raise InvalidRequest("A collection needs a name of 1 to 200 characters.", param="collectionName")
+    size = fields.get("chunk_max_tokens")
+    if size is not None and not 32 <= int(size) <= 8192:
+        raise InvalidRequest("chunkMaxTokens must be between 32 and 8192.", param="chunkMaxTokens")
+    overlap = fields.get("chunk_overlap_tokens")
+    if overlap is not None and not 0 <= int(overlap) <= 1024:
+        raise InvalidRequest("chunkOverlapTokens must be between 0 and 1024.", param="chunkOverlapTokens")
+    dimension = fields.get("embedding_dimension")
+    if dimension is not None and not 1 <= int(dimension) <= MAX_DIMENSION:
+        raise InvalidRequest(f"embeddingDimension must be between 1 and {MAX_DIMENSION}.", param="embeddingDimension")
+    base_url = fields.get("embedding_base_url")
+    if base_url:
+        from gateways.outbound import validate_base_url
+
+        validate_base_url(base_url)
+
+
+def _embedding_fields(
+    model: str | None, dimension: int | None, base_url: str | None, api_key: str | None
+) -> dict[str, Any]:
+    if model is None:
+        return {}
+    model = model.strip()
+    if model == LOCAL_EMBEDDING_MODEL and not base_url:
+        return {
+            "embedding_model": model,
+            "embedding_dimension": LOCAL_EMBEDDING_DIMENSION,
+            "embedding_base_url": "",
+            "embedding_api_key": "",
+        }
+    if not base_url or not dimension:
+        raise InvalidRequest(
+            f"An embedding model other than {LOCAL_EMBEDDING_MODEL} needs embeddingBaseUrl (an OpenAI-compatible "
+            "endpoint) and embeddingDimension.",
+            param="embeddingModel",
+        )
+    if not model or len(model) > 200:
+        raise InvalidRequest("embeddingModel must have 1 to 200 characters.", param="embeddingModel")
+    return {
+        "embedding_model": model,
+        "embedding_dimension": int(dimension),
+        "embedding_base_url": base_url.rstrip("/"),
+        "embedding_api_key": api_key or "",
+    }
+
+
+def collection_create(
+    *,
+    organization: Organization | int,
+    name: str,
+    embedding_model: str = LOCAL_EMBEDDING_MODEL,
+    embedding_dimension: int | None = None,
+    embedding_base_url: str = "",
+    embedding_api_key: str = "",
+    chunk_max_tokens: int | None = None,
+    chunk_overlap_tokens: int | None = None,
+) -> Collection:
+    fields: dict[str, Any] = {"name": (name or "").strip()}
+    fields.update(_embedding_fields(embedding_model, embedding_dimension, embedding_base_url, embedding_api_key))
+    if chunk_max_tokens is not None:
+        fields["chunk_max_tokens"] = chunk_max_tokens
+    if chunk_overlap_tokens is not None:
+        fields["chunk_overlap_tokens"] = chunk_overlap_tokens
+    _validate_collection(fields)
+    org_id = organization if isinstance(organization, int) else organization.pk
+    return Collection.unscoped.create(organization_id=org_id, **fields)
+
+
+@transaction.atomic
+def collection_update(
+    *,
+    collection: Collection,
+    name: str | None = None,
+    embedding_model: str | None = None,
+    embedding_dimension: int | None = None,
+    embedding_base_url: str | None = None,
+    embedding_api_key: str | None = None,
+    chunk_max_tokens: int | None = None,
+    chunk_overlap_tokens: int | None = None,
+) -> tuple[Collection, bool]:
+    """Change a collection. A new embedding model or chunking re-indexes every document; returns (collection,
+    reindexing)."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = name.strip()
+    if embedding_model is not None:
+        fields.update(
+            _embedding_fields(
+                embedding_model,
+                embedding_dimension or collection.embedding_dimension,
+                collection.embedding_base_url if embedding_base_url is None else embedding_base_url,
+                collection.embedding_api_key if embedding_api_key is None else embedding_api_key,
+            )
+        )
+    if chunk_max_tokens is not None:
+        fields["chunk_max_tokens"] = chunk_max_tokens
+    if chunk_overlap_tokens is not None:
+        fields["chunk_overlap_tokens"] = chunk_overlap_tokens
+    _validate_collection(fields)
+    collection = Collection.unscoped.select_for_update().get(pk=collection.pk)
+    index_fields = ("embedding_model", "embedding_dimension", "embedding_base_url", "chunk_max_tokens")
+    index_fields += ("chunk_overlap_tokens",)
+    reindex = any(k in fields and fields[k] != getattr(collection, k) for k in index_fields)
+    for key, value in fields.items():
+        setattr(collection, key, value)
+    collection.save()
+    if reindex:
+        collection_reindex(collection=collection)
+    return collection, reindex
+
+
+@transaction.atomic
+def collection_reindex(*, collection: Collection) -> int:
+    """Queue every document of the collection again (new model or chunking). Old chunks stay searchable (full
+    text always; by vector while the dimension is unchanged) until each document's new chunks replace them."""
+    documents = list(
+        Document.objects.for_org(collection.organization_id)
+        .filter(collection=collection)
+        .exclude(status=DocumentStatus.CANCELLED)
+        .select_for_update()
+    )
+    now = timezone.now()
+    Document.unscoped.filter(pk__in=[d.pk for d in documents]).update(
+        status=DocumentStatus.QUEUED, progress=0, attempts=0, failure_reason="", enqueued_at=now
+    )
+    enqueue_indexing(documents)
+    return len(documents)
+
+
+def _delete_files_on_commit(names: list[str]) -> None:
+    names = [n for n in names if n]
+    if not names:
+        return
+
+    def delete() -> None:
+        from django.core.files.storage import default_storage
+
+        for name in names:
+            with contextlib.suppress(OSError):
+                default_storage.delete(name)
+
+    transaction.on_commit(delete)
+
+
+@transaction.atomic
+def collection_reset(*, collection: Collection) -> int:
+    """Remove every document (and chunk) but keep the collection and its settings. Returns how many."""
+    documents = Document.objects.for_org(collection.organization_id).filter(collection=collection)
+    _delete_files_on_commit(list(documents.exclude(file="").values_list("file", flat=True)))
+    Chunk.objects.for_org(collection.organization_id).filter(collection=collection).delete()
+    count = documents.count()
+    documents.delete()
+    return count
+
+
+@transaction.atomic
+def collection_delete(*, collection: Collection) -> None:
+    collection_reset(collection=collection)
+    collection.delete()
+
+
+# ---- documents
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    document: Document
+    state: UpsertState
+
+
+def _check_name(name: str, param: str = "name") -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidRequest(f"A document needs a name of 1 to {MAX_NAME} characters.", param=param)
+    return name
+
+
+def _upsert(
+    *,
+    collection: Collection,
+    name: str,
+    digest: str,
+    values: dict[str, Any],
+    file: tuple[str, bytes] | None = None,
+) -> UpsertResult:
+    """Create or update the document named ``name``; queue it when its content changed (or it never indexed)."""
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _upsert_once(collection=collection, name=name, digest=digest, values=values, file=file)
+        except IntegrityError:
+            continue  # created concurrently under the same name: the second pass updates it
+    raise InvalidRequest("The document is being written concurrently; retry.", param="name")
+
+
+def _upsert_once(
+    *, collection: Collection, name: str, digest: str, values: dict[str, Any], file: tuple[str, bytes] | None
+) -> UpsertResult:
+    existing = (
+        Document.objects.for_org(collection.organization_id)
+        .select_for_update()
+        .filter(collection=collection, name=name)
+        .first()
+    )
+    now = timezone.now()
+    if existing is None:
+        document = Document(
+            organization_id=collection.organization_id,
+            collection=collection,
+            name=name,
+            content_hash=digest,
+            status=DocumentStatus.QUEUED,
+            enqueued_at=now,
+            **values,
+        )
+        if file is not None:
+            document.file.save(file[0], ContentFile(file[1]), save=False)
+        document.save(force_insert=True)
+        enqueue_indexing([document])
+        return UpsertResult(document, UpsertState.CREATED)
+
+    same_content = existing.content_hash == digest and existing.status not in (
+        DocumentStatus.FAILED,
+        DocumentStatus.CANCELLED,
+    )
+    same_meta = all(getattr(existing, key) == value for key, value in values.items() if key != "content")
+    if same_content and same_meta:
+        return UpsertResult(existing, UpsertState.NOT_MODIFIED)
+    for key, value in values.items():
+        if key != "content" or not same_content:
+            setattr(existing, key, value)
+    if not same_content:
+        old_file = existing.file.name if existing.file else ""
+        existing.content_hash = digest
+        existing.status = DocumentStatus.QUEUED
+        existing.progress = 0
+        existing.attempts = 0
+        existing.failure_reason = ""
+        existing.enqueued_at = now
+        if file is not None:
+            existing.file.save(file[0], ContentFile(file[1]), save=False)
+            _delete_files_on_commit([old_file])
+    existing.save()
+    if not same_content:
+        enqueue_indexing([existing])
+    return UpsertResult(existing, UpsertState.MODIFIED)
+
+
+def document_upsert(
+    *,
+    collection: Collection,
+    name: str,
+    contents: str,
+    reference: str = "",
+    tags: list[str] | tuple[str, ...] | str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> UpsertResult:
+    """The AIVAX ``PUT .../documents``: Created, Modified, or NotModified (nothing re-embedded, nothing billed)."""
+    name = _check_name(name)
+    if not isinstance(contents, str) or not contents.strip():
+        raise InvalidRequest("'contents' must be a non-empty string.", param="contents")
+    if len(contents) > 1_000_000:
+        raise InvalidRequest("'contents' is longer than 1,000,000 characters; upload it as a file.", param="contents")
+    reference = (reference or "").strip()
+    if len(reference) > MAX_NAME:
+        raise InvalidRequest(f"'reference' has more than {MAX_NAME} characters.", param="reference")
+    try:
+        clean_tags = list(normalise_tags(tags))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="tags") from exc
+    values = {
+        "content": contents,
+        "reference": reference,
+        "tags": clean_tags,
+        "metadata": metadata or {},
+        "source_kind": SourceKind.TEXT,
+        "size_bytes": len(contents.encode()),
+    }
+    return _upsert(collection=collection, name=name, digest=content_hash(contents), values=values)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    created: int
+    modified: int
+    not_modified: int
+    document_ids: list[str]
+
+
+def documents_bulk_upsert(*, collection: Collection, documents: list[BulkDocument]) -> BulkResult:
+    """Upsert each line of a validated JSONL file (knowledge.bulk.parse_bulk_jsonl) in one transaction."""
+    counts = dict.fromkeys(UpsertState, 0)
+    ids: list[str] = []
+    with transaction.atomic():
+        for item in documents:
+            result = document_upsert(
+                collection=collection,
+                name=item.name,
+                contents=item.text,
+                reference=item.reference,
+                tags=list(item.tags),
+                metadata=item.metadata,
+            )
+            counts[result.state] += 1
+            ids.append(str(result.document.pk))
+    return BulkResult(counts[UpsertState.CREATED], counts[UpsertState.MODIFIED], counts[UpsertState.NOT_MODIFIED], ids)
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    name: str
+    data: bytes
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class FileUploadResult:
+    name: str
+    document: Document | None
+    state: UpsertState | None
+    error: str | None = None
+
+
+def documents_upload_files(
+    *,
+    collection: Collection,
+    files: list[FileUpload],
+    reference: str = "",
+    tags: list[str] | tuple[str, ...] | None = None,
+) -> list[FileUploadResult]:
+    """Each file becomes a document named after it (an upsert: the same name replaces, the same bytes are
+    NotModified). Files that are too large or of an unsupported type are refused here with their reason; the
+    rest is parsed by the worker, where a damaged file ends ``failed`` with its reason."""
+    if not files:
+        raise InvalidRequest("No files were sent.", param="files")
+    if len(files) > MAX_FILES_PER_UPLOAD:
+        raise InvalidRequest(f"At most {MAX_FILES_PER_UPLOAD} files per upload.", param="files")
+    try:
+        clean_tags = list(normalise_tags(tags))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="tags") from exc
+    results: list[FileUploadResult] = []
+    for upload in files:
+        name = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:MAX_NAME] or "upload"
+        try:
+            if len(upload.data) > parsing.DEFAULT_LIMITS.max_bytes:
+                raise parsing.DocumentParseError(
+                    f"The file is larger than {parsing.DEFAULT_LIMITS.max_bytes // parsing.MiB} MiB.", code="too_large"
+                )
+            if not upload.data:
+                raise parsing.DocumentParseError("The file is empty.", code="empty")
+            kind = parsing.detect_kind(upload.data, filename=name, content_type=upload.content_type)
+        except parsing.DocumentParseError as exc:
+            results.append(FileUploadResult(name=name, document=None, state=None, error=exc.reason))
+            continue
+        values = {
+            "reference": (reference or "").strip(),
+            "tags": clean_tags,
+            "source_kind": SourceKind.FILE,
+            "file_kind": kind,
+            "content_type": (upload.content_type or "")[:200],
+            "size_bytes": len(upload.data),
+        }
+        result = _upsert(
+            collection=collection,
+            name=name,
+            digest=content_hash(upload.data),
+            values=values,
+            file=(name, upload.data),
+        )
+        results.append(FileUploadResult(name=name, document=result.document, state=result.state))
+    return results
+
+
+@transaction.atomic
+def document_delete(*, document: Document) -> None:
+    """Delete a document and its chunks (a running task finds it gone and stops)."""
+    _delete_files_on_commit([document.file.name] if document.file else [])
+    Chunk.objects.for_org(document.organization_id).filter(document=document).delete()
+    document.delete()
+
+
+def document_cancel(*, document: Document) -> bool:
+    """Stop a queued or processing document; its chunks (if any) are left as they were."""
+    updated = (
+        Document.objects.for_org(document.organization_id)
+        .filter(pk=document.pk, status__in=ACTIVE_STATUSES)
+        .update(status=DocumentStatus.CANCELLED, progress=0, failure_reason="Cancelled.")
+    )
+    return bool(updated)
+
+
+@transaction.atomic
+def document_retry(*, document: Document) -> bool:
+    """Queue a failed or cancelled document again (attempts start over)."""
+    updated = (
+        Document.objects.for_org(document.organization_id)
+        .filter(pk=document.pk)
+        .filter(Q(status=DocumentStatus.FAILED) | Q(status=DocumentStatus.CANCELLED))
+        .update(status=DocumentStatus.QUEUED, progress=0, attempts=0, failure_reason="", enqueued_at=timezone.now())
+    )
+    if updated:
+        document.refresh_from_db()
+        enqueue_indexing([document])
+    return bool(updated)
+
+
+# ---- search (billed)
+
+
+def collection_query(
+    *,
+    organization_id: int,
+    collection_id: uuid.UUID | str,
+    term: str,
+    top: int = 10,
+    min_score: float = 0.0,
+    mode: str = "hybrid",
+    use_references: bool = True,
+    api_key_id: uuid.UUID | None = None,
+) -> SearchResult:
+    """Search a collection and bill ``knowledge.search`` by the query's tokens (402 when the organization cannot
+    pay). For the API and the console; the gateway bills its searches with the chat request instead."""
+    from billing.services import charge, ensure_can_spend
+
+    ensure_can_spend(organization_id=organization_id)
+    result = search_collection(
+        organization_id=organization_id,
+        collection_id=collection_id,
+        term=term,
+        top=top,
+        min_score=min_score,
+        mode=mode,
+        use_references=use_references,
+    )
+    charge(
+        organization_id=organization_id,
+        request_id=f"search-{uuid.uuid4().hex}",
+        lines=[search_usage_line(result.query_tokens)],
+        api_key_id=api_key_id,
+        model="knowledge-search",
+        metadata={"collection_id": str(collection_id), "mode": mode},
+    )
+    return result
+
+
+def search_usage_line(query_tokens: int) -> UsageLine:
+    return price_platform_sku(
+        sku=skus.KNOWLEDGE_SEARCH, quantity=max(1, query_tokens), description="Knowledge collection search"
+    )
+
+
+async def asearch_usage_line(query_tokens: int) -> UsageLine:
+    return await aprice_platform_sku(
+        sku=skus.KNOWLEDGE_SEARCH, quantity=max(1, query_tokens), description="Knowledge collection search"
+    )
