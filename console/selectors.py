@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import Any
+
+from django.db.models import Count, QuerySet
 
 from accounts.models import ApiKey, Organization
 from gateways.models import ByoEndpoint, Gateway
@@ -21,3 +23,29 @@ def overview_counts(*, organization: Organization) -> dict[str, int]:
         "gateways": Gateway.objects.for_org(organization).count(),
         "keys": ApiKey.objects.for_org(organization).filter(revoked_at__isnull=True).count(),
     }
+
+
+def collection_list(*, organization: Organization) -> list[Any]:
+    """The organization's knowledge collections, each with `counts` (documents by status) and `total`."""
+    from knowledge.models import Collection, Document
+
+    collections = list(Collection.objects.for_org(organization).order_by("name"))
+    counts: dict[Any, dict[str, int]] = {}
+    rows = Document.objects.for_org(organization).values("collection_id", "status").annotate(n=Count("id"))
+    for row in rows:
+        counts.setdefault(row["collection_id"], {})[row["status"]] = row["n"]
+    for collection in collections:
+        collection.counts = counts.get(collection.pk, {})
+        collection.total = sum(collection.counts.values())
+    return collections
+
+
+def document_list(*, collection: Any, limit: int = 500) -> list[Any]:
+    from knowledge.models import Document
+
+    rows = Document.objects.for_org(collection.organization_id).filter(collection=collection)
+    return list(rows.defer("content", "metadata").order_by("-created_at", "id")[:limit])
+
+
+def gateways_using(*, collection: Any) -> list[Gateway]:
+    return list(Gateway.objects.for_org(collection.organization_id).filter(knowledge_collection=collection))
