@@ -82,3 +82,8 @@ def test_upload_index_search_and_ground(page: Page, owner, org, live_gateway, st
     sent = stub.app.requests_for(upstream_model)[-1]["messages"]
     assert any("thirty days for a full refund" in str(m.get("content")) for m in sent)
     shot(page, "17-playground-grounded", full_page=False)
+
+    nav(page, "Knowledge")
+    expect(page.get_by_role("link", name="Handbook")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("2 indexed")
+    shot(page, "18-knowledge-list")

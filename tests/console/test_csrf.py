@@ -9,8 +9,17 @@ from accounts.models import Membership
 
 
 def _posts(gateway, api_key, teammate) -> list[tuple[str, dict]]:
+    from knowledge.services import collection_create
+
     membership = Membership.objects.get(user=teammate)
+    collection = collection_create(organization=gateway.organization_id, name="c")
+    some_id = "00000000-0000-0000-0000-000000000000"
     return [
+        ("/console/knowledge/", {"name": "x"}),
+        (f"/console/knowledge/{collection.pk}/upload", {}),
+        (f"/console/knowledge/{collection.pk}/delete", {}),
+        (f"/console/knowledge/{collection.pk}/documents/{some_id}/delete", {}),
+        (f"/console/knowledge/{collection.pk}/documents/{some_id}/retry", {}),
         ("/console/gateways/new", {"name": "x"}),
         (f"/console/gateways/{gateway.pk}/edit", {"name": "x"}),
         (f"/console/gateways/{gateway.pk}/delete", {}),
