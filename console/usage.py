@@ -69,3 +69,14 @@ def key_names(*, organization_id: int, ids: list[Any]) -> dict[Any, str]:
     from accounts.models import ApiKey
 
     return dict(ApiKey.objects.for_org(organization_id).filter(pk__in=ids).values_list("pk", "name"))
+
+
+def account_for(*, organization_id: int) -> Any | None:
+    """The organization's billing account, or None while billing is not installed."""
+    from console import optional
+
+    if optional.model("billing", "BillingAccount") is None:
+        return None
+    from billing.selectors import account_get
+
+    return account_get(organization_id=organization_id)

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.models import Role
-from console import optional, selectors
+from console import selectors, usage
 from console.context import console_view, render_console
 
 
@@ -19,9 +19,5 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("usage")
     counts = selectors.overview_counts(organization=console.organization)
     gateways = list(selectors.gateway_list(organization=console.organization)[:5])
-    account = None
-    if optional.model("billing", "BillingAccount") is not None:
-        from billing.selectors import account_get
-
-        account = account_get(organization_id=console.organization.pk)
+    account = usage.account_for(organization_id=console.organization.pk)
     return render_console(request, "console/home.html", {"counts": counts, "gateways": gateways, "account": account})

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from aivax.errors import error_body
 from aivax.tenancy import aget_for_org_or_404, get_for_org_or_404
-from console import optional, selectors
+from console import optional, selectors, usage
 from console.context import aresolve, console_view, render_console
 from gateways.models import Gateway
 
@@ -35,7 +35,11 @@ def playground(request: HttpRequest, pk: str) -> HttpResponse:
     return render_console(
         request,
         "console/playground.html",
-        {"gateway": gateway, "gateways": selectors.gateway_list(organization=org)},
+        {
+            "gateway": gateway,
+            "gateways": selectors.gateway_list(organization=org),
+            "account": usage.account_for(organization_id=org.pk),
+        },
     )
 
 

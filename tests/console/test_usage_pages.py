@@ -114,3 +114,11 @@ def test_old_requests_fall_out_of_the_window(as_owner: Client, org, gateway) -> 
     assert LedgerEntry.objects.for_org(org).filter(request_id="req_old").exists()
     assert "No requests in this period" in as_owner.get("/console/usage/?days=30").content.decode()
     assert "No requests in this period" not in as_owner.get("/console/usage/?days=90").content.decode()
+
+
+def test_no_balance_is_announced(as_owner: Client, org, gateway) -> None:
+    for url in ("/console/", f"/console/gateways/{gateway.pk}/playground"):
+        assert "has no balance left" in as_owner.get(url).content.decode(), url
+    fund(org, "1")
+    for url in ("/console/", f"/console/gateways/{gateway.pk}/playground"):
+        assert "has no balance left" not in as_owner.get(url).content.decode(), url
