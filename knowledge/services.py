@@ -297,7 +297,8 @@ def _upsert_once(
         DocumentStatus.FAILED,
         DocumentStatus.CANCELLED,
     )
-    same_meta = all(getattr(existing, key) == value for key, value in values.items() if key != "content")
+    # What the user sees and filters by; the file's declared type or size alone changes nothing.
+    same_meta = all(getattr(existing, key) == values[key] for key in ("reference", "tags", "metadata") if key in values)
     if same_content and same_meta:
         return UpsertResult(existing, UpsertState.NOT_MODIFIED)
     for key, value in values.items():
