@@ -21,7 +21,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from aivax.errors import ApiError, PermissionDenied, ServerError, UpstreamError, UpstreamTimeout
 from gateways import protocol
-from gateways.grounding import Grounding, aground
+from gateways.grounding import Grounding, aground, arun_query_function_loop, is_search_tool_call
 from gateways.metering import Meter, Usage
 from gateways.prompting import PreparedCall, prepare_call
 from gateways.protocol import ChatCompletionRequest
@@ -120,8 +120,12 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
         upstreams[0], prompt_tokens=prepared.prompt_token_estimate, max_completion_tokens=prepared.max_completion_tokens
     )
     timer.mark("reserve")
+    replay = bool(grounding.tools)  # QueryFunction: tool rounds run server-side, non-streaming
     try:
-        if request.stream:
+        if replay:
+            async with asyncio.timeout(settings.UPSTREAM_TOTAL_TIMEOUT):
+                upstream, data = await arun_query_function_loop(config, upstreams, payload, meter, grounding)
+        elif request.stream:
             payload["stream_options"] = {"include_usage": True}
             upstream, response = await open_with_retries(upstreams, payload, stream=True)
         else:
@@ -140,6 +144,17 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
 
     timer.mark("upstream")
     headers = _info_headers(config, prepared, request_id)
+    if request.stream and replay:
+        # The answer is already complete (it needed server-side tool rounds): send it as a well-formed stream.
+        body = await _complete(config, upstream, data, meter, prepared, grounding)
+        headers["Server-Timing"] = timer.header()
+        replayed = StreamingHttpResponse(
+            _replay_as_stream(body, include_usage=request.include_usage or force_usage),
+            content_type="text/event-stream",
+        )
+        for key, value in {**protocol.SSE_HEADERS, **headers}.items():
+            replayed[key] = value
+        return replayed
     if request.stream:
         relay = StreamRelay(
             config=config,
@@ -172,6 +187,8 @@ async def _complete(
     choice = (data.get("choices") or [{}])[0] or {}
     message = choice.get("message") or {}
     content = message.get("content")
+    # Our own server-side search tool is never handed to the client, even if the model insists on calling it.
+    tool_calls = [call for call in message.get("tool_calls") or [] if not is_search_tool_call(call)] or None
     prefill = config.assistant_prefill
     if prefill and config.include_prefill_in_message and isinstance(content, str):
         content = prefill + content
@@ -183,14 +200,37 @@ async def _complete(
         completion_id=meter.request_id,
         created=protocol.now(),
         model=upstream.display_name,
-        message=protocol.assistant_message(
-            content, message.get("tool_calls"), message.get("refusal"), grounding.annotations
-        ),
+        message=protocol.assistant_message(content, tool_calls, message.get("refusal"), grounding.annotations),
         finish_reason=choice.get("finish_reason"),
         usage=protocol.usage_object(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
         generation_context=_generation_context(lines, grounding),
         system_fingerprint=data.get("system_fingerprint"),
     )
+
+
+async def _replay_as_stream(body: dict[str, Any], *, include_usage: bool) -> AsyncIterator[bytes]:
+    """A finished chat.completion as chat.completion.chunk events, ending like a live stream."""
+    choice = body["choices"][0]
+    message = choice["message"]
+    common = {"completion_id": body["id"], "created": body["created"], "model": body["model"]}
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+    if message.get("annotations"):
+        delta["annotations"] = message["annotations"]
+    yield protocol.sse_event(protocol.chunk(**common, delta=delta))
+    yield protocol.sse_event(protocol.chunk(**common, delta={}, finish_reason=choice.get("finish_reason")))
+    if include_usage:
+        yield protocol.sse_event(
+            protocol.chunk(
+                **common,
+                delta={},
+                with_choice=False,
+                usage=body["usage"],
+                extra={"generation_context": body["generation_context"]},
+            )
+        )
+    yield protocol.SSE_DONE
 
 
 async def _settle_safely(meter: Meter, upstream: Upstream, usage: Usage) -> list[Any]:

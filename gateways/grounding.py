@@ -317,3 +317,48 @@ async def arun_search_tool_calls(
         )
         messages.append({"role": "tool", "tool_call_id": call.get("id") or "", "content": result_text})
     return messages
+
+
+async def arun_query_function_loop(
+    config: GatewayConfig,
+    upstreams: list[Any],
+    payload: dict[str, Any],
+    meter: Meter,
+    grounding: Grounding,
+    *,
+    max_rounds: int = 4,
+) -> tuple[Any, dict[str, Any]]:
+    """The QueryFunction tool loop, non-streaming: call the model; while it answers only with calls to
+    ``search_knowledge_base``, run them server-side, append the assistant message and the tool results, and call
+    it again (the last round with ``tool_choice: "none"``). Returns ``(upstream, data)`` of the final call, for
+    the caller to relay and settle as usual. The tokens of the intermediate rounds are billed as
+    ``inference.chat_completions`` lines in ``meter.extra_lines``; an answer that also calls the client's own
+    tools ends the loop and goes back to the client as it is. Raises ``UpstreamFailure`` like the caller's own
+    call would."""
+    from gateways.upstream import open_with_retries, read_json
+
+    payload = {**payload, "messages": list(payload["messages"])}
+    for round_number in range(max_rounds):
+        if round_number == max_rounds - 1:
+            payload["tool_choice"] = "none"
+        upstream, response = await open_with_retries(upstreams, payload, stream=False)
+        data = await read_json(response)
+        message = ((data.get("choices") or [{}])[0] or {}).get("message") or {}
+        calls = message.get("tool_calls") or []
+        if not calls or not all(is_search_tool_call(c) for c in calls) or round_number == max_rounds - 1:
+            return upstream, data
+        usage = data.get("usage") or {}
+        meter.extra_lines.extend(
+            await aprice_chat_completion(
+                model_name=upstream.display_name,
+                catalog_model_id=upstream.catalog_model_id,
+                prompt_tokens=int(usage.get("prompt_tokens") or tokens.count_messages(payload["messages"])),
+                cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                estimated="prompt_tokens" not in usage,
+                byo=upstream.tenant_owned,
+            )
+        )
+        payload["messages"].append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+        payload["messages"].extend(await arun_search_tool_calls(config, calls, meter, grounding))
+    raise AssertionError("unreachable")  # the last round always returns

@@ -11,6 +11,7 @@ from uuid import UUID
 from aivax import tokens
 from billing import pricing
 from billing import services as billing
+from billing.money import quantize_money
 from billing.pricing import UsageLine
 from gateways.upstream import Upstream
 
@@ -36,6 +37,32 @@ class Usage:
     @classmethod
     def estimate(cls, *, prompt_tokens: int, completion_text: str) -> Usage:
         return cls(prompt_tokens=prompt_tokens, completion_tokens=tokens.count_text(completion_text), estimated=True)
+
+
+def merge_lines(lines: list[UsageLine]) -> list[UsageLine]:
+    """One line per SKU, as the ledger holds them (a request is charged once per SKU). Several model rounds of
+    one request (server-side tool calls) add up; if their unit prices differed (a fallback model answered one
+    round), the merged line carries the exact total and the average unit price."""
+    merged: dict[str, UsageLine] = {}
+    for line in lines:
+        previous = merged.get(line.sku)
+        if previous is None:
+            merged[line.sku] = line
+            continue
+        quantity = previous.quantity + line.quantity
+        amount = previous.amount + line.amount
+        unit_price = previous.unit_price
+        if line.unit_price != previous.unit_price and quantity:
+            unit_price = quantize_money(amount / quantity)
+        merged[line.sku] = UsageLine(
+            sku=line.sku,
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+            description=previous.description,
+            estimated=previous.estimated or line.estimated,
+        )
+    return list(merged.values())
 
 
 @dataclass
@@ -76,7 +103,7 @@ class Meter:
         return await billing.asettle(
             request_id=self.request_id,
             organization_id=self.organization_id,
-            lines=lines,
+            lines=merge_lines(lines),
             gateway_id=UUID(self.gateway_id),
             api_key_id=self.api_key_id,
             model=upstream.display_name,

@@ -37,6 +37,14 @@ class Script:
     cached_tokens: int = 0
     break_after_chunks: int | None = None  # stream: drop the connection after N chunks
     finish_reason: str = "stop"
+    answer_after_tool: bool = False  # once a tool result is in the conversation, answer in text instead of calling
+
+
+def _last_tool_result(body: dict[str, Any]) -> str | None:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "tool":
+            return str(message.get("content") or "")
+    return None
 
 
 @dataclass
@@ -114,6 +122,10 @@ class StubUpstream:
             await self._json(send, script.status, {"error": {"message": script.error_message, "type": "server"}})
             return
         content = script.content if script.content is not None else f"Echo: {_last_user_text(body)}"
+        tool_result = _last_tool_result(body) if script.answer_after_tool else None
+        if tool_result is not None:
+            script = Script(**{**script.__dict__, "tool_calls": None})
+            content = f"From the tool: {' '.join(tool_result.split())[:1000]}"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", []))
         pieces = _words(content) if content else []
         completion_tokens = len(pieces) + (1 if script.tool_calls else 0)
