@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from accounts.api_auth import ApiKeyAuth, principal_of
+from accounts.api_auth import any_scope_auth, principal_of
 
 router = Router(tags=["accounts"])
 
@@ -16,7 +16,7 @@ class KeyInfo(Schema):
     scopes: list[str]
 
 
-@router.get("/me", response=KeyInfo, auth=[ApiKeyAuth("inference"), ApiKeyAuth("knowledge"), ApiKeyAuth("admin")])
+@router.get("/me", response=KeyInfo, auth=any_scope_auth)
 async def whoami(request: HttpRequest) -> KeyInfo:
     principal = principal_of(request)
     return KeyInfo(

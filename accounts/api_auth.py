@@ -10,11 +10,14 @@ from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed
 
 
 class ApiKeyAuth(AuthBase):
+    """A valid key with `scope`; scope=None accepts a key with any scope (Ninja stops at the first failing auth
+    callback, so a list of one ApiKeyAuth per scope would refuse keys that lack the first scope)."""
+
     openapi_type = "http"
     openapi_scheme = "bearer"
     is_async = True
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str | None) -> None:
         self.scope = scope
         super().__init__()
         self.is_async = True  # AuthBase guesses from an `authenticate` method we do not have
@@ -27,7 +30,8 @@ class ApiKeyAuth(AuthBase):
                 code="missing_api_key",
             )
         principal = await aauthenticate_key(token)
-        principal.require_scope(self.scope)
+        if self.scope is not None:
+            principal.require_scope(self.scope)
         return principal
 
 
@@ -41,3 +45,4 @@ def principal_of(request: HttpRequest) -> Principal:
 inference_auth = ApiKeyAuth("inference")
 knowledge_auth = ApiKeyAuth("knowledge")
 admin_auth = ApiKeyAuth("admin")
+any_scope_auth = ApiKeyAuth(None)

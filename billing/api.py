@@ -16,9 +16,8 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic import PlainSerializer
 
-from accounts.api_auth import ApiKeyAuth, principal_of
-from accounts.auth import ALL_SCOPES, Principal, aauthenticate_key, bearer_token
-from aivax.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from accounts.api_auth import any_scope_auth, principal_of
+from aivax.errors import InvalidRequest
 from billing import selectors
 
 router = Router(tags=["billing"])
@@ -26,26 +25,7 @@ router = Router(tags=["billing"])
 Money = Annotated[Decimal, PlainSerializer(lambda value: format(value, "f"), return_type=str)]
 
 
-class AnyScopeKeyAuth(ApiKeyAuth):
-    """A key with any scope (inference, knowledge or admin). Ninja stops at the first failing auth callback, so
-    a list of one ApiKeyAuth per scope would refuse a knowledge-only key; this checks the scopes together."""
-
-    def __init__(self) -> None:
-        super().__init__(scope="any")
-
-    async def __call__(self, request: HttpRequest) -> Principal:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise AuthenticationFailed(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
-            )
-        principal = await aauthenticate_key(token)
-        if not principal.scopes & ALL_SCOPES:
-            raise PermissionDenied("This API key has no scope that may read billing.", code="missing_scope")
-        return principal
-
-
-any_key_auth = AnyScopeKeyAuth()
+any_key_auth = any_scope_auth
 
 
 class BalanceOut(Schema):
