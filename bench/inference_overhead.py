@@ -62,6 +62,7 @@ class Result:
     wall: float
     errors: int
     peak_rss_mb: float
+    cpu_ms_per_request: float
 
     def pct(self, values: list[float], p: float) -> float:
         if not values:
@@ -72,6 +73,19 @@ class Result:
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children: less sensitive to a busy machine than wall time."""
+    try:
+        proc = psutil.Process(pid)
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            times = p.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return float("nan")
 
 
 class RssSampler(threading.Thread):
@@ -276,6 +290,8 @@ def main() -> None:
         aivax_proc, aivax_url, key, slug, _pg = start_aivax(stub_url, args.workers, args.billing == "on", tmp)
         pg_dir = tmp / "pg"
         procs.append(aivax_proc)
+        # aivax's CPU includes its PostgreSQL (billing writes); Redis is shared and not counted.
+        extra_cpu_pids = {"aivax": [int((pg_dir / "postmaster.pid").read_text().split()[0])]}
         targets = [
             ("direct", f"{stub_url}/chat/completions", {}, STUB_MODEL, stub_proc.pid),
             ("aivax", f"{aivax_url}/chat/completions", {"Authorization": f"Bearer {key}"}, slug, aivax_proc.pid),
@@ -300,12 +316,16 @@ def main() -> None:
                 for name, url, headers, model, pid in targets:
                     sampler = RssSampler(pid)
                     sampler.start()
+                    cpu_pids = [pid, *extra_cpu_pids.get(name, [])]
+                    cpu_before = sum(tree_cpu_seconds(p) for p in cpu_pids)
                     lat, ttfc, wall, errors = asyncio.run(
                         run_load(url, headers, model, mode == "stream", concurrency, total)
                     )
                     sampler.running = False
                     sampler.join()
-                    results.append(Result(name, mode, concurrency, lat, ttfc, wall, errors, sampler.peak))
+                    # Warm-up requests are included in the CPU delta: a small overestimate, the same for all.
+                    cpu_ms = (sum(tree_cpu_seconds(p) for p in cpu_pids) - cpu_before) * 1000 / max(1, len(lat))
+                    results.append(Result(name, mode, concurrency, lat, ttfc, wall, errors, sampler.peak, cpu_ms))
                     print(
                         f"  {mode:10} c={concurrency:<3} {name:8} rps={results[-1].rps:8.1f} "
                         f"p50={results[-1].pct(lat, 50):7.2f}ms errors={errors}",
@@ -341,14 +361,14 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         "| mode | c | target | req/s | p50 ms | p95 ms | p99 ms | added p50 | added p95 | added p99 | "
         "first chunk p50 ms | peak RSS MB | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (target, mode, c), r in by.items():
         direct = by[("direct", mode, c)]
         added = [r.pct(r.latencies, p) - direct.pct(direct.latencies, p) for p in (50, 95, 99)]
         print(
             f"| {mode} | {c} | {target} | {r.rps:.0f} | {r.pct(r.latencies, 50):.2f} | {r.pct(r.latencies, 95):.2f} | "
             f"{r.pct(r.latencies, 99):.2f} | {added[0]:.2f} | {added[1]:.2f} | {added[2]:.2f} | "
-            f"{r.pct(r.ttfc, 50):.2f} | {r.peak_rss_mb:.0f} | {r.errors} |"
+            f"{r.pct(r.ttfc, 50):.2f} | {r.cpu_ms_per_request:.2f} | {r.peak_rss_mb:.0f} | {r.errors} |"
         )
     print()
     for mode in ("non-stream", "stream"):
