@@ -178,6 +178,7 @@ def start_aivax(
         "OUTBOUND_ALLOW_PRIVATE": "1",
         "LOG_LEVEL": "WARNING",
         "SESSION_COOKIE_SECURE": "0",
+        "BILLING_ENABLED": "1" if billing else "0",
     }
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     setup = textwrap.dedent(f"""

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+
 from aivax import tokens
 from billing import pricing
 from billing import services as billing
@@ -78,6 +80,8 @@ class Meter:
     reserved: bool = False
 
     async def reserve(self, upstream: Upstream, *, prompt_tokens: int, max_completion_tokens: int) -> None:
+        if not settings.BILLING_ENABLED:
+            return
         amount = Decimal(0)
         if not upstream.tenant_owned:
             amount = await pricing.aestimate_max_cost(
@@ -90,6 +94,8 @@ class Meter:
         self.reserved = True
 
     async def settle(self, upstream: Upstream, usage: Usage) -> list[UsageLine]:
+        if not settings.BILLING_ENABLED:
+            return []  # a self-hosted install without billing: nothing is metered or recorded
         lines = list(self.extra_lines)
         lines += await pricing.aprice_chat_completion(
             model_name=upstream.display_name,

@@ -148,6 +148,9 @@ LOGGING = {
     },
 }
 
+# Metering and the ledger. Off: nothing is reserved, billed or recorded (a self-hosted install without billing).
+BILLING_ENABLED = env.env_bool("BILLING_ENABLED", True)
+
 # Inference API limits (0 = off) and streaming.
 RATE_LIMIT_REQUESTS_PER_MINUTE = env.env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)
 SSE_KEEPALIVE_SECONDS = float(env.env_str("SSE_KEEPALIVE_SECONDS", "10"))

@@ -391,3 +391,10 @@ def test_byo_endpoint_pays_no_inference(client, funded, stub, upstream_model):
     assert raw["generation_context"]["generated_usage"] == []
     assert stub.app.requests_for(upstream_model)[-1]["_authorization"] == "Bearer sk-tenant-own"
     assert BilledRequest.unscoped.get(request_id=raw["id"]).total == Decimal(0)
+
+
+def test_billing_disabled_meters_nothing(client, gateway, settings):
+    settings.BILLING_ENABLED = False
+    raw = client.post("/chat/completions", cast_to=object, body={"model": gateway.slug, "messages": _user("x")})
+    assert raw["generation_context"]["generated_usage"] == []
+    assert not BilledRequest.unscoped.filter(request_id=raw["id"]).exists()
