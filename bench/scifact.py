@@ -104,7 +104,7 @@ def ingest(corpus: list[dict]) -> tuple[object, float, int]:
     Price.objects.get_or_create(catalog_model=None, sku=skus.KNOWLEDGE_EMBEDDING, defaults={"unit_price": "0.00000002"})
     Price.objects.get_or_create(catalog_model=None, sku=skus.KNOWLEDGE_SEARCH, defaults={"unit_price": "0.000001"})
     invalidate_price_cache()
-    org = Organization.objects.create(name="SciFact bench", slug=f"scifact-{int(time.time())}")
+    org = Organization.objects.create(name="SciFact bench", slug=f"scifact-{int(time.time())}-{len(corpus)}")
     credit_grant(organization=org, amount=Decimal("100"), reason="benchmark", staff_user=None)
     collection = services.collection_create(organization=org, name="scifact")
     local_embedder().load()
@@ -125,6 +125,16 @@ def ingest(corpus: list[dict]) -> tuple[object, float, int]:
         raise SystemExit(f"{failed} documents did not index")
     chunks = sum(documents.values_list("chunk_count", flat=True))
     return collection, elapsed, chunks
+
+
+def _previous(documents: int) -> object | None:
+    from knowledge.models import Collection
+
+    return (
+        Collection.unscoped.filter(name="scifact", organization__slug__endswith=f"-{documents}")
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def evaluate(collection: object, queries: list[dict], qrels: dict[str, dict]) -> dict[str, dict[str, float]]:
@@ -164,6 +174,11 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--docs", type=int, default=None, help="corpus subset (keeps the judged documents)")
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with DATABASE_URL: search the corpus a previous run ingested there (same --docs) instead of ingesting",
+    )
     args = parser.parse_args()
 
     corpus, queries, qrels = load(args.dataset, args.docs, args.queries)
@@ -176,8 +191,12 @@ def main() -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        print(f"Ingesting {len(corpus)} documents...", flush=True)
-        collection, seconds, chunks = ingest(corpus)
+        collection = _previous(len(corpus)) if args.reuse else None
+        if collection is None:
+            print(f"Ingesting {len(corpus)} documents...", flush=True)
+            collection, seconds, chunks = ingest(corpus)
+        else:
+            seconds, chunks = 0.0, 0
         print(f"Evaluating {len(queries)} queries...", flush=True)
         results = evaluate(collection, queries, qrels)
     finally:
@@ -192,7 +211,8 @@ def main() -> int:
 
     print()
     print(f"Corpus: {len(corpus)} documents -> {chunks} chunks; queries: {len(queries)} (train qrels)")
-    print(f"Ingestion: {seconds:.1f} s, {chunks / seconds:.1f} chunks/s, {len(corpus) / seconds:.1f} documents/s")
+    if seconds:
+        print(f"Ingestion: {seconds:.1f} s, {chunks / seconds:.1f} chunks/s, {len(corpus) / seconds:.1f} documents/s")
     print()
     print("| mode | nDCG@10 | recall@10 | search p50 (ms) | search p95 (ms) |")
     print("| --- | ---: | ---: | ---: | ---: |")

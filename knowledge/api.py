@@ -12,8 +12,9 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from accounts.api_auth import knowledge_auth, principal_of
+from aivax.db import run_db
 from aivax.errors import InvalidRequest
-from knowledge import selectors, services
+from knowledge import parsing, selectors, services
 from knowledge.bulk import BulkFormatError, parse_bulk_jsonl
 from knowledge.models import Collection, Document
 
@@ -237,7 +238,14 @@ def upload_files(
     tags: Form[str] = "",
 ) -> JsonResponse:
     collection = _collection(request, collection_id)
-    uploads = [services.FileUpload(name=f.name or "upload", data=f.read(), content_type=f.content_type) for f in files]
+    limit = parsing.DEFAULT_LIMITS.max_bytes
+    uploads = [
+        # An oversized file is refused by the service from its size alone, without reading it into memory.
+        services.FileUpload(
+            name=f.name or "upload", data=f.read() if f.size <= limit else b"", content_type=f.content_type, size=f.size
+        )
+        for f in files
+    ]
     results = services.documents_upload_files(
         collection=collection, files=uploads, reference=reference, tags=tags or None
     )
@@ -294,18 +302,25 @@ class SearchQuery(Schema):
     references: bool = True
 
 
-@router.get("/collections/{collection_id}/query", summary="Search a collection (hybrid, vector or fulltext)")
-def query_collection(request: HttpRequest, collection_id: str, params: Query[SearchQuery]) -> JsonResponse:
-    principal = principal_of(request)
-    collection = _collection(request, collection_id)
+def _query(organization_id: int, key_id: Any, collection_id: str, params: SearchQuery) -> list[dict[str, Any]]:
+    collection = selectors.collection_get(organization=organization_id, collection_id=collection_id)
     result = services.collection_query(
-        organization_id=principal.organization_id,
+        organization_id=organization_id,
         collection_id=collection.pk,
         term=params.term,
         top=params.top,
         min_score=params.min,
         mode=params.mode,
         use_references=params.references,
-        api_key_id=principal.key_id,
+        api_key_id=key_id,
     )
-    return _envelope([hit.as_api() for hit in result.hits], f"{len(result.hits)} results ({result.mode}).")
+    return [hit.as_api() for hit in result.hits]
+
+
+@router.get("/collections/{collection_id}/query", summary="Search a collection (hybrid, vector or fulltext)")
+async def query_collection(request: HttpRequest, collection_id: str, params: Query[SearchQuery]) -> JsonResponse:
+    # Async, with the work on the shared pool: a search (query embedding + SQL) never queues behind other
+    # requests' sync work on Django's single sync thread.
+    principal = principal_of(request)
+    hits = await run_db(_query, principal.organization_id, principal.key_id, collection_id, params)
+    return _envelope(hits, f"{len(hits)} results ({params.mode}).")

@@ -8,7 +8,8 @@ back "relaxed" (nearly) in order, so they are sorted again outside a materialise
 from the number of rows wanted. Small collections are searched exactly: the planner then prefers the
 ``(collection, dimension)`` index and a sort.
 
-Full text uses the ``english`` configuration, ``websearch_to_tsquery`` and ``ts_rank_cd``. A plain question
+Full text uses the ``english`` configuration and ``websearch_to_tsquery`` to match, and ranks by BM25 (Postgres'
+``ts_rank_cd`` knows no term rarity: on SciFact it scored 0.41 nDCG@10 against 0.6+ for BM25). A plain question
 ("how do I reset my password") is matched with OR between its words, since requiring every word finds almost
 nothing for natural-language queries; a query using web-search syntax (quotes, ``or``, ``-word``) keeps the
 syntax's own meaning.
@@ -16,7 +17,8 @@ syntax's own meaning.
 Scores, per mode (``score`` is what results are ranked by):
 
 - ``vector``: cosine similarity, -1..1 (0..1 in practice);
-- ``fulltext``: ``ts_rank_cd`` normalised as rank / (rank + 1), 0..1;
+- ``fulltext``: BM25, divided by the best score the query could reach (every term matched in a very short
+  chunk), 0..1;
 - ``hybrid``: reciprocal rank fusion, sum over the two lists of 1 / (60 + rank), divided by its maximum
   (2 / 61) so that 1.0 means first in both lists.
 
@@ -48,6 +50,8 @@ MODES = ("hybrid", "vector", "fulltext")
 MAX_TOP = 100
 MAX_TERM_CHARS = 4000
 RRF_K = 60
+BM25_K1 = 1.2
+BM25_B = 0.75
 REFERENCED_LIMIT = 10
 REFERENCED_CONTENT_CHARS = 4000
 _WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
@@ -126,27 +130,55 @@ def _vector_hits(
 def _fulltext_hits(
     org_id: int, collection_id: uuid.UUID, term: str, dimension: int, vector: str | None, limit: int
 ) -> list[tuple[Any, ...]]:
+    """BM25 over the collection's chunks (binary term frequency: a chunk is ~250 words, where repeats say
+    little), with document frequencies counted in the collection at query time through the GIN index."""
     dim = int(dimension)
     similarity = (
         f"CASE WHEN c.dimension = {dim} THEN 1 - ((c.embedding::vector({dim})) <=> %s::vector({dim})) END"
         if vector is not None
         else "NULL::float8"
     )
+    k1, b = BM25_K1, BM25_B
     sql = f"""
         WITH q AS (SELECT {_tsquery_sql(term)} AS query),
-        hits AS MATERIALIZED (
-            SELECT c.id, c.document_id, c.position, c.text, c.dimension, c.embedding,
-                   ts_rank_cd(c.search_vector, q.query) AS rank
-            FROM knowledge_chunk c, q
+        terms AS (
+            SELECT DISTINCT quote_literal(t.lexeme)::tsquery AS tq
+            FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %s)) AS t
+        ),
+        stats AS (
+            SELECT count(*)::float8 AS n, coalesce(avg(token_count), 1)::float8 AS avglen
+            FROM knowledge_chunk WHERE organization_id = %s AND collection_id = %s
+        ),
+        weights AS (
+            SELECT terms.tq, ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) AS idf
+            FROM terms CROSS JOIN stats CROSS JOIN LATERAL (
+                SELECT count(*)::float8 AS df FROM knowledge_chunk c
+                WHERE c.organization_id = %s AND c.collection_id = %s AND c.search_vector @@ terms.tq
+            ) df
+        ),
+        best AS (
+            SELECT coalesce(sum(idf), 0) * {(k1 + 1) / (1 + k1 * (1 - b))} AS value FROM weights
+        ),
+        candidates AS MATERIALIZED (
+            SELECT c.id, c.token_count, c.search_vector FROM knowledge_chunk c, q
             WHERE c.organization_id = %s AND c.collection_id = %s AND c.search_vector @@ q.query
-            ORDER BY rank DESC, c.id
+        ),
+        scored AS (
+            SELECT cand.id,
+                   sum(w.idf) * {k1 + 1} / (1 + {k1} * (1 - {b} + {b} * cand.token_count / stats.avglen)) AS bm25
+            FROM candidates cand JOIN weights w ON cand.search_vector @@ w.tq CROSS JOIN stats
+            GROUP BY cand.id, cand.token_count, stats.avglen
+            ORDER BY bm25 DESC, cand.id
             LIMIT %s
         )
-        SELECT c.id, c.document_id, c.position, c.text, c.rank / (c.rank + 1), d.name, d.reference, {similarity}
-        FROM hits c JOIN knowledge_document d ON d.id = c.document_id
-        ORDER BY c.rank DESC, c.id
+        SELECT c.id, c.document_id, c.position, c.text, s.bm25 / nullif(best.value, 0), d.name, d.reference,
+               {similarity}
+        FROM scored s CROSS JOIN best
+        JOIN knowledge_chunk c ON c.id = s.id
+        JOIN knowledge_document d ON d.id = c.document_id
+        ORDER BY s.bm25 DESC, c.id
     """
-    params: list[Any] = [term, org_id, collection_id, limit]
+    params: list[Any] = [term, term, org_id, collection_id, org_id, collection_id, org_id, collection_id, limit]
     if vector is not None:
         params.append(vector)
     with connection.cursor() as cursor:

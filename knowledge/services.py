@@ -386,6 +386,7 @@ class FileUpload:
     name: str
     data: bytes
     content_type: str | None = None
+    size: int | None = None  # when known before reading (an upload too large to read is refused by size)
 
 
 @dataclass(frozen=True)
@@ -418,9 +419,10 @@ def documents_upload_files(
     for upload in files:
         name = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:MAX_NAME] or "upload"
         try:
-            if len(upload.data) > parsing.DEFAULT_LIMITS.max_bytes:
+            size = upload.size if upload.size is not None else len(upload.data)
+            if size > parsing.DEFAULT_LIMITS.max_bytes:
                 raise parsing.DocumentParseError(
-                    f"The file is larger than {parsing.DEFAULT_LIMITS.max_bytes // parsing.MiB} MiB.", code="too_large"
+                    f"The file is larger than the limit of {_size(parsing.DEFAULT_LIMITS.max_bytes)}.", code="too_large"
                 )
             if not upload.data:
                 raise parsing.DocumentParseError("The file is empty.", code="empty")
@@ -445,6 +447,10 @@ def documents_upload_files(
         )
         results.append(FileUploadResult(name=name, document=result.document, state=result.state))
     return results
+
+
+def _size(value: int) -> str:
+    return f"{value / parsing.MiB:.0f} MiB" if value >= parsing.MiB else f"{value / 1024:.1f} KiB"
 
 
 @transaction.atomic

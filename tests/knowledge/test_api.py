@@ -8,10 +8,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from billing.models import LedgerEntry
+from knowledge import parsing
 from knowledge.models import Chunk, Document, DocumentStatus
 from tests.knowledge.conftest import Api, index_queued
 
-pytestmark = pytest.mark.django_db
+# Transactional: the search endpoint is async and runs its queries on the shared pool's own connections, which
+# see committed data only.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _collection(api: Api, name: str = "Docs") -> str:
@@ -171,7 +174,7 @@ def test_query_without_balance_is_402(api: Api, org, knowledge_prices) -> None: 
     assert status == 402 and body["error"]["code"] == "insufficient_balance"
 
 
-def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_org, collection, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     path = f"/collections/{collection.pk}/files"
     files = [
         SimpleUploadedFile("notes.md", b"# Notes\n\nSome notes.", content_type="text/markdown"),
@@ -184,6 +187,10 @@ def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_or
     assert "PNG" in body["data"][1]["error"] and ".docx" in body["data"][2]["error"]
     status, body = api.upload(path, {"files": [SimpleUploadedFile("empty.txt", b"")]})
     assert status == 400 and "empty" in body["error"]["message"]
+    monkeypatch.setattr(parsing, "DEFAULT_LIMITS", parsing.ParseLimits(max_bytes=1000))
+    status, body = api.upload(path, {"files": [SimpleUploadedFile("big.txt", b"x" * 1001)]})
+    assert status == 400 and "larger than" in body["error"]["message"]
+    monkeypatch.undo()
     # Same bytes again: NotModified.
     status, body = api.upload(path, {"files": [SimpleUploadedFile("notes.md", b"# Notes\n\nSome notes.")]})
     assert body["data"][0]["state"] == "NotModified"

@@ -14,6 +14,7 @@ from billing.pricing import invalidate_price_cache
 from gateways.grounding import (
     SEARCH_TOOL_NAME,
     aground,
+    arun_query_function_loop,
     arun_search_tool_calls,
     render_documents,
 )
@@ -158,3 +159,28 @@ async def _sync(make: Any, **fields: Any) -> Any:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(make)(**fields)
+
+
+async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded, stub, upstream_model) -> None:  # type: ignore[no-untyped-def]
+    config = await _sync(grounded, query_strategy="QueryFunction")
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": SEARCH_TOOL_NAME, "arguments": '{"query": "espresso"}'},
+    }
+    stub.app.script(upstream_model, tool_calls=[call])  # the model keeps calling the search
+    meter = _meter(config)
+    grounding = await aground(config, _request(("user", "how is espresso made?")), meter)
+    payload = {"messages": [{"role": "user", "content": "how is espresso made?"}], "tools": grounding.tools}
+    upstreams = [ref.upstream() for ref in config.upstreams]
+    _upstream, data = await arun_query_function_loop(config, upstreams, payload, meter, grounding, max_rounds=3)
+    sent = stub.app.requests_for(upstream_model)
+    assert len(sent) == 3 and sent[-1]["tool_choice"] == "none"
+    tool_messages = [m for m in sent[1]["messages"] if m["role"] == "tool"]
+    assert tool_messages[0]["tool_call_id"] == "c1" and "9 bar" in tool_messages[0]["content"]
+    assert sent[1]["messages"][1]["tool_calls"] == [call]
+    assert [f["function_name"] for f in grounding.runned_functions] == [SEARCH_TOOL_NAME] * 2
+    assert grounding.documents[0]["documentName"] == "coffee"
+    skus_billed = [line.sku for line in meter.extra_lines]
+    assert skus_billed.count(skus.KNOWLEDGE_SEARCH) == 2 and skus_billed.count(skus.CHAT_IN) == 2
+    assert data["choices"][0]["message"]["tool_calls"]  # the last round's answer, relayed as it is
