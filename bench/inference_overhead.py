@@ -360,7 +360,7 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(
         "| mode | c | target | req/s | p50 ms | p95 ms | p99 ms | added p50 | added p95 | added p99 | "
-        "first chunk p50 ms | peak RSS MB | errors |"
+        "first chunk p50 ms | CPU ms/req | peak RSS MB | errors |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (target, mode, c), r in by.items():
