@@ -11,9 +11,17 @@ from aivax.signals import organization_created
 
 
 def _create_account(sender: Any, organization: Any, **kwargs: Any) -> None:
-    from billing.services import account_ensure
+    from decimal import Decimal
+
+    from django.conf import settings
+
+    from billing.services import account_ensure, credit_grant
 
     account_ensure(organization_id=organization.pk)
+    welcome = Decimal(str(settings.SIGNUP_CREDIT))
+    if welcome > 0:
+        # A new organization can try its first gateway at once; operators set SIGNUP_CREDIT (0 = none).
+        credit_grant(organization=organization, amount=welcome, reason="sign-up credit", staff_user=None)
 
 
 def _prices_changed(sender: Any, **kwargs: Any) -> None:

@@ -150,6 +150,8 @@ LOGGING = {
 
 # Metering and the ledger. Off: nothing is reserved, billed or recorded (a self-hosted install without billing).
 BILLING_ENABLED = env.env_bool("BILLING_ENABLED", True)
+# Prepaid credit (USD) granted to every new organization, as a ledger credit row; "0" grants nothing.
+SIGNUP_CREDIT = env.env_str("SIGNUP_CREDIT", "0")
 
 # Inference API limits (0 = off) and streaming.
 RATE_LIMIT_REQUESTS_PER_MINUTE = env.env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)
