@@ -124,8 +124,10 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     )
     try:
         response = await client.send(request, stream=True)
-    except BlockedAddress as exc:
-        raise UpstreamFailure("The endpoint's address is not allowed.", retryable=False) from exc
+    except httpx.ConnectError as exc:
+        if isinstance(exc.__cause__, BlockedAddress):  # httpx wraps httpcore's error
+            raise UpstreamFailure("The endpoint's address is not allowed.", retryable=False) from exc
+        raise UpstreamFailure("Could not reach the upstream model (ConnectError).", retryable=True) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model did not answer in time.", retryable=True, timeout=True) from exc
     except httpx.HTTPError as exc:
