@@ -2,6 +2,9 @@ import os
 
 from celery import Celery
 
+# The Celery CLI (`celery -A aivax worker`) imports this module first; default to the dev settings there. Record
+# whether we defaulted, so the test plugin can tell our default from a setting the user chose.
+SETTINGS_DEFAULTED = "DJANGO_SETTINGS_MODULE" not in os.environ
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
 
 app = Celery("aivax")

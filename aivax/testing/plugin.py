@@ -24,7 +24,12 @@ _state: dict[str, object] = {}
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: object, args: list[str]) -> Generator:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.test")
+    from aivax import celery
+
+    # Importing this plugin imported the aivax package, whose Celery module defaults the settings to dev: undo
+    # that default (a DJANGO_SETTINGS_MODULE the user set stays), so pytest-django takes the test settings.
+    if celery.SETTINGS_DEFAULTED:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.test"
     if not os.environ.get("DATABASE_URL"):
         tmp = Path(tempfile.mkdtemp(prefix="aivax-test-pg-"))
         os.chmod(tmp, 0o755)
