@@ -52,6 +52,7 @@ MAX_TERM_CHARS = 4000
 RRF_K = 60
 BM25_K1 = 1.2
 BM25_B = 0.75
+BM25_CANDIDATE_DF = 0.05
 REFERENCED_LIMIT = 10
 REFERENCED_CONTENT_CHARS = 4000
 _WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
@@ -130,8 +131,14 @@ def _vector_hits(
 def _fulltext_hits(
     org_id: int, collection_id: uuid.UUID, term: str, dimension: int, vector: str | None, limit: int
 ) -> list[tuple[Any, ...]]:
-    """BM25 over the collection's chunks (binary term frequency: a chunk is ~250 words, where repeats say
-    little), with document frequencies counted in the collection at query time through the GIN index."""
+    """BM25 over the collection's chunks, in one statement.
+
+    Term frequency is binary (a chunk is ~250 words, where repeats say little); document frequencies are counted
+    in the collection at query time through the GIN index; the chunk count and average length come from the
+    documents' counters. For a plain question, candidates are the chunks holding one of its rarer terms (document
+    frequency up to ``BM25_CANDIDATE_DF`` of the collection, or the rarest term when all are common): a chunk
+    that shares only words like "show" or "increase" with the question cannot rank high, and scoring it is most
+    of the cost. A web-search-syntax query takes its own matches as candidates."""
     dim = int(dimension)
     similarity = (
         f"CASE WHEN c.dimension = {dim} THEN 1 - ((c.embedding::vector({dim})) <=> %s::vector({dim})) END"
@@ -139,18 +146,30 @@ def _fulltext_hits(
         else "NULL::float8"
     )
     k1, b = BM25_K1, BM25_B
+    if _WEBSEARCH_SYNTAX.search(term):
+        candidate_query = f"SELECT websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', %s) AS query"
+        params: list[Any] = [term]
+    else:
+        candidate_query = f"""
+            SELECT (string_agg(w.tq::text, ' | '))::tsquery AS query FROM weights w, stats
+            WHERE w.df > 0
+              AND w.df <= greatest({BM25_CANDIDATE_DF} * stats.n, (SELECT min(df) FROM weights WHERE df > 0))
+        """
+        params = []
     sql = f"""
-        WITH q AS (SELECT {_tsquery_sql(term)} AS query),
-        terms AS (
+        WITH terms AS (
             SELECT DISTINCT quote_literal(t.lexeme)::tsquery AS tq
             FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %s)) AS t
         ),
         stats AS (
-            SELECT count(*)::float8 AS n, coalesce(avg(token_count), 1)::float8 AS avglen
-            FROM knowledge_chunk WHERE organization_id = %s AND collection_id = %s
+            SELECT greatest(coalesce(sum(chunk_count), 0), 1)::float8 AS n,
+                   greatest(coalesce(sum(token_count - 2 * chunk_count)::float8 / nullif(sum(chunk_count), 0), 1), 1)
+                       AS avglen
+            FROM knowledge_document
+            WHERE organization_id = %s AND collection_id = %s AND status = 'indexed'
         ),
         weights AS (
-            SELECT terms.tq, ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) AS idf
+            SELECT terms.tq, df.df, ln(1 + greatest(stats.n - df.df + 0.5, 0.5) / (df.df + 0.5)) AS idf
             FROM terms CROSS JOIN stats CROSS JOIN LATERAL (
                 SELECT count(*)::float8 AS df FROM knowledge_chunk c
                 WHERE c.organization_id = %s AND c.collection_id = %s AND c.search_vector @@ terms.tq
@@ -159,6 +178,7 @@ def _fulltext_hits(
         best AS (
             SELECT coalesce(sum(idf), 0) * {(k1 + 1) / (1 + k1 * (1 - b))} AS value FROM weights
         ),
+        q AS ({candidate_query}),
         candidates AS MATERIALIZED (
             SELECT c.id, c.token_count, c.search_vector FROM knowledge_chunk c, q
             WHERE c.organization_id = %s AND c.collection_id = %s AND c.search_vector @@ q.query
@@ -178,7 +198,7 @@ def _fulltext_hits(
         JOIN knowledge_document d ON d.id = c.document_id
         ORDER BY s.bm25 DESC, c.id
     """
-    params: list[Any] = [term, term, org_id, collection_id, org_id, collection_id, org_id, collection_id, limit]
+    params = [term, org_id, collection_id, org_id, collection_id, *params, org_id, collection_id, limit]
     if vector is not None:
         params.append(vector)
     with connection.cursor() as cursor:

@@ -180,3 +180,24 @@ def test_modes_rank_the_right_passage(funded_org: Organization, collection: Coll
         organization_id=org, collection_id=collection.pk, term="brewing temperature", min_score=0.3
     )
     assert [h.document_name for h in floor.hits] == ["tea"]
+
+
+def test_fulltext_ranks_rare_terms_higher_and_honours_negation(
+    funded_org: Organization, collection: Collection
+) -> None:
+    texts = {f"filler-{i}": f"Tea is a popular drink number {i}." for i in range(30)}
+    texts |= {"green": "Green tea is steeped at 80 degrees.", "black": "Black tea takes boiling water."}
+    for name, text in texts.items():
+        services.document_upsert(collection=collection, name=name, contents=text)
+    index_queued(collection)
+    org = funded_org.pk
+
+    def names(term: str) -> list[str]:
+        hits = search_collection(organization_id=org, collection_id=collection.pk, term=term, mode="fulltext", top=5)
+        return [h.document_name for h in hits.hits]
+
+    # "tea" is everywhere (low weight); "boiling" is rare: the black-tea chunk wins although it is not the only match.
+    assert names("tea with boiling water")[0] == "black"
+    assert names("green tea")[0] == "green"
+    assert "green" not in names("tea -green") and names("tea -green")
+    assert names('"boiling water"') == ["black"]
