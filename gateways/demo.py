@@ -22,9 +22,17 @@ DEMO_PRICES = {
     "inference.chat_completions.out": Decimal("0.0000004"),
 }
 DEMO_CREDIT = Decimal("5.00")
+# Platform-wide knowledge prices (per token), unless an operator has set their own.
+DEMO_PLATFORM_PRICES = {
+    "knowledge.embedding": Decimal("0.00000002"),
+    "knowledge.search": Decimal("0.00000002"),
+}
 
 
 def seed_demo_gateway(*, organization: Organization, local_model_url: str, **_: Any) -> str | None:
+    for sku, price in DEMO_PLATFORM_PRICES.items():
+        if not Price.objects.filter(catalog_model__isnull=True, sku=sku).exists():
+            Price.objects.create(catalog_model=None, sku=sku, unit_price=price)
     if account_get(organization_id=organization.pk).balance <= 0:
         credit_grant(organization=organization, amount=DEMO_CREDIT, reason="demo credit", staff_user=None)
     if not local_model_url:
