@@ -203,8 +203,8 @@ def put_document(request: HttpRequest, collection_id: str, payload: DocumentPut)
         services.UpsertState.MODIFIED: "Document modified.",
         services.UpsertState.NOT_MODIFIED: "Document not modified.",
     }
-    data = {"state": str(result.state), "documentId": str(result.document.pk), **document_out(result.document)}
-    data["state"] = str(result.state)
+    # `state` is the upsert's outcome here (Created / Modified / NotModified); `status` the indexing state.
+    data = {**document_out(result.document), "state": str(result.state), "documentId": str(result.document.pk)}
     return _envelope(data, messages[result.state])
 
 

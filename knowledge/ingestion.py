@@ -128,7 +128,8 @@ def _ingest(document: Document) -> IngestOutcome:
     collection: Collection = document.collection
     digest = document.content_hash
     embedder = embedder_for(collection)
-    billed = collection.is_local_embedding
+    # The platform's model is billed; a tenant's own endpoint is not; nothing is with BILLING_ENABLED off.
+    billed = collection.is_local_embedding and getattr(settings, "BILLING_ENABLED", True)
     if billed:
         ensure_can_spend(organization_id=document.organization_id)
 

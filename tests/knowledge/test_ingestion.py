@@ -203,3 +203,12 @@ def test_switching_to_a_remote_model_of_another_dimension(
     # A tenant's own embedding endpoint is not billed by the platform.
     billed = LedgerEntry.objects.for_org(funded_org).filter(sku="knowledge.embedding")
     assert billed.count() == 2
+
+
+def test_nothing_is_billed_with_billing_off(org: Organization, knowledge_prices: None, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.BILLING_ENABLED = False
+    collection = services.collection_create(organization=org, name="Free")  # an unfunded organization
+    document = _doc(collection, text="Short text.")
+    assert document_ingest(document_id=document.pk, content_hash=document.content_hash).status == "indexed"
+    result = services.collection_query(organization_id=org.pk, collection_id=collection.pk, term="short")
+    assert result.hits and not LedgerEntry.objects.for_org(org).exists()
