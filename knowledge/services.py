@@ -229,8 +229,18 @@ def collection_reset(*, collection: Collection) -> int:
 
 @transaction.atomic
 def collection_delete(*, collection: Collection) -> None:
+    """Delete the collection, its documents and chunks. Gateways linked to it lose the link (SET NULL); their
+    cached configurations are dropped on commit so they stop searching it at once."""
+    organization_id = collection.organization_id
     collection_reset(collection=collection)
     collection.delete()
+
+    def forget_gateways() -> None:
+        from gateways.cache import forget_organization
+
+        forget_organization(organization_id)
+
+    transaction.on_commit(forget_gateways)
 
 
 # ---- documents

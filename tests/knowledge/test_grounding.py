@@ -184,3 +184,11 @@ async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded
     skus_billed = [line.sku for line in meter.extra_lines]
     assert skus_billed.count(skus.KNOWLEDGE_SEARCH) == 2 and skus_billed.count(skus.CHAT_IN) == 2
     assert data["choices"][0]["message"]["tool_calls"]  # the last round's answer, relayed as it is
+
+
+async def test_a_deleted_collection_stops_grounding_without_failing_the_chat(grounded, collection) -> None:  # type: ignore[no-untyped-def]
+    config = await _sync(grounded)  # resolved (and possibly cached) while the collection existed
+    await _sync(lambda: services.collection_delete(collection=collection))
+    meter = _meter(config)
+    result = await aground(config, _request(("user", "green tea temperature?")), meter)
+    assert result.text is None and result.documents == [] and meter.extra_lines == []
