@@ -10,9 +10,9 @@ planner then prefers the ``(collection, dimension)`` index and a sort.
 
 Full text uses the ``english`` configuration and ``websearch_to_tsquery`` to match, and ranks by BM25 (Postgres'
 ``ts_rank_cd`` knows no term rarity: on SciFact it scored 0.41 nDCG@10 against 0.6+ for BM25). A plain question
-("how do I reset my password") is matched with OR between its words, since requiring every word finds almost
-nothing for natural-language queries; a query using web-search syntax (quotes, ``or``, ``-word``) keeps the
-syntax's own meaning.
+("how do I reset my password") is matched with OR between its words (its rarer ones, see ``_fulltext_hits``),
+since requiring every word finds almost nothing for natural-language queries; a query using web-search syntax
+(quotes, ``or``, ``-word``) keeps the syntax's own meaning.
 
 Scores, per mode (``score`` is what results are ranked by):
 
@@ -97,13 +97,6 @@ class SearchResult:
 
 def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-
-
-def _tsquery_sql(term: str) -> str:
-    base = f"websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', %s)"
-    if _WEBSEARCH_SYNTAX.search(term):
-        return base
-    return f"replace({base}::text, ' & ', ' | ')::tsquery"
 
 
 def _vector_hits(
