@@ -50,7 +50,9 @@ def test_checked_again_on_the_address_actually_connected_to(live_asgi, api_key, 
     import httpx
 
     # Saved while allowed (as a DNS answer could change after the check), then the policy applies at connect time.
-    endpoint = byo_endpoint_create(organization=funded, name="mine", base_url=stub.base_url, model_name=upstream_model)
+    # "localhost" rather than 127.0.0.1: a host no earlier test used, so no pooled connection skips the connect.
+    base_url = stub.base_url.replace("127.0.0.1", "localhost")
+    endpoint = byo_endpoint_create(organization=funded, name="mine", base_url=base_url, model_name=upstream_model)
     gateway = gateway_create(organization=funded, name="Sneaky", byo_endpoint=endpoint)
     settings.OUTBOUND_ALLOW_PRIVATE = False
     response = httpx.post(
