@@ -28,6 +28,12 @@ def _post(live_asgi, key: str, body: dict, path: str = "/api/v1/chat/completions
     return httpx.post(f"{live_asgi.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20, **kw)
 
 
+def _stream(live_asgi, key: str, body: dict):  # type: ignore[no-untyped-def]
+    """An SSE request, read as it arrives."""
+    url = f"{live_asgi.url}/api/v1/chat/completions"
+    return httpx.stream("POST", url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20)
+
+
 def _error(response: httpx.Response) -> dict:
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -273,12 +279,7 @@ def test_unreachable_upstream_is_502_and_timeout_is_504(live_asgi, api_key, fund
 
 def test_sse_framing_bytewise(live_asgi, api_key, gateway):
     body = {"model": gateway.slug, "messages": _user("a b"), "stream": True, "stream_options": {"include_usage": True}}
-    with httpx.stream(
-        "POST",
-        f"{live_asgi.url}/api/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key.raw}"},
-    ) as response:
+    with _stream(live_asgi, api_key.raw, body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache, no-transform"
         assert response.headers["x-accel-buffering"] == "no"
@@ -298,12 +299,7 @@ def test_chunks_are_flushed_as_they_arrive(live_asgi, api_key, gateway, stub, up
     stub.app.script(upstream_model, content="one two three", chunk_delay=0.4)
     body = {"model": gateway.slug, "messages": _user("x"), "stream": True}
     arrivals = []
-    with httpx.stream(
-        "POST",
-        f"{live_asgi.url}/api/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key.raw}"},
-    ) as response:
+    with _stream(live_asgi, api_key.raw, body) as response:
         started = time.monotonic()
         for line in response.iter_lines():
             if '"content":"' in line and '"content":""' not in line:
@@ -316,12 +312,7 @@ def test_keepalive_comments_on_a_slow_upstream(live_asgi, api_key, gateway, stub
     settings.SSE_KEEPALIVE_SECONDS = 0.2
     stub.app.script(upstream_model, content="late", chunk_delay=0.9)
     body = {"model": gateway.slug, "messages": _user("x"), "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{live_asgi.url}/api/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key.raw}"},
-    ) as response:
+    with _stream(live_asgi, api_key.raw, body) as response:
         raw = b"".join(response.iter_bytes())
     assert b": keep-alive\n\n" in raw and raw.endswith(b"data: [DONE]\n\n")
 
@@ -329,12 +320,7 @@ def test_keepalive_comments_on_a_slow_upstream(live_asgi, api_key, gateway, stub
 def test_error_after_stream_started_is_an_sse_error_event(live_asgi, api_key, gateway, stub, upstream_model):
     stub.app.script(upstream_model, content="a b c d e f", break_after_chunks=2)
     body = {"model": gateway.slug, "messages": _user("x"), "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{live_asgi.url}/api/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key.raw}"},
-    ) as response:
+    with _stream(live_asgi, api_key.raw, body) as response:
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     last = json.loads(events[-1][len("data: ") :])
@@ -356,12 +342,7 @@ def test_client_disconnect_cancels_upstream_and_bills_once(live_asgi, api_key, g
     cancelled_before = stub.app.state.cancelled
     body = {"model": gateway.slug, "messages": _user("x"), "stream": True}
     received = 0
-    with httpx.stream(
-        "POST",
-        f"{live_asgi.url}/api/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key.raw}"},
-    ) as response:
+    with _stream(live_asgi, api_key.raw, body) as response:
         request_id = response.headers["x-request-id"]
         for line in response.iter_lines():
             if '"content":"' in line:
