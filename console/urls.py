@@ -14,6 +14,7 @@ urlpatterns = [
     path("console/gateways/<uuid:pk>/playground", playground.playground, name="gateway-playground"),
     path("console/gateways/<uuid:pk>/playground/chat", playground.playground_chat, name="playground-chat"),
     path("console/endpoints/new", gateways.endpoint_new, name="endpoint-new"),
+    path("console/endpoints/<uuid:pk>/delete", gateways.endpoint_delete, name="endpoint-delete"),
     path("console/playground/", playground.playground_index, name="playground"),
     path("console/keys/", keys.key_list, name="key-list"),
     path("console/keys/<uuid:pk>/revoke", keys.key_revoke, name="key-revoke"),

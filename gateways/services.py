@@ -164,6 +164,19 @@ def byo_endpoint_update(*, endpoint: ByoEndpoint, **fields: Any) -> ByoEndpoint:
     return endpoint
 
 
+def byo_endpoint_delete(*, endpoint: ByoEndpoint) -> None:
+    """Delete a tenant's endpoint that no gateway uses (as its model)."""
+    users = list(Gateway.unscoped.filter(byo_endpoint=endpoint).values_list("name", flat=True))
+    if users:
+        raise InvalidRequest(
+            f"{endpoint.name} is the model of {', '.join(sorted(users))}; choose another model there first.",
+            param="endpoint",
+        )
+    organization_id = endpoint.organization_id
+    endpoint.delete()
+    transaction.on_commit(lambda: gateway_cache.forget_organization(organization_id))
+
+
 def catalog_model_upsert(
     *,
     name: str,

@@ -13,8 +13,14 @@ from aivax.tenancy import get_for_org_or_404
 from console import selectors, snippets
 from console.context import console_view, render_console
 from console.forms import ByoEndpointForm, GatewayForm, attach_error
-from gateways.models import Gateway
-from gateways.services import byo_endpoint_create, gateway_create, gateway_delete, gateway_update
+from gateways.models import ByoEndpoint, Gateway
+from gateways.services import (
+    byo_endpoint_create,
+    byo_endpoint_delete,
+    gateway_create,
+    gateway_delete,
+    gateway_update,
+)
 
 
 @console_view()
@@ -109,6 +115,20 @@ def gateway_delete_view(request: HttpRequest, pk: str) -> HttpResponse:
         messages.success(request, f"Deleted {gateway.name}.")
         return redirect("gateway-list")
     return render_console(request, "console/gateways/confirm_delete.html", {"gateway": gateway})
+
+
+@require_POST
+@console_view()
+def endpoint_delete(request: HttpRequest, pk: str) -> HttpResponse:
+    org = request.console.organization  # type: ignore[attr-defined]
+    endpoint = get_for_org_or_404(ByoEndpoint, org, pk=pk)
+    try:
+        byo_endpoint_delete(endpoint=endpoint)
+    except InvalidRequest as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Deleted {endpoint.name}.")
+    return redirect("gateway-list")
 
 
 @require_POST

@@ -176,3 +176,25 @@ def test_detail_has_snippets_with_a_placeholder_key(as_owner: Client, gateway, a
 def test_list_shows_gateways(as_dev: Client, gateway) -> None:
     html = as_dev.get("/console/gateways/").content.decode()
     assert gateway.name in html and gateway.slug in html and "@local/stub" in html
+
+
+def test_own_endpoint_delete_refused_while_used_then_done(as_owner, org, outsider_org) -> None:
+    from gateways.models import ByoEndpoint
+    from gateways.services import byo_endpoint_create, gateway_create, gateway_delete
+
+    endpoint = byo_endpoint_create(organization=org, name="mine", base_url="http://127.0.0.1:9/v1", model_name="m")
+    used_by = gateway_create(organization=org, name="Uses it", byo_endpoint=endpoint)
+    page = as_owner.get("/console/gateways/")
+    assert f"/console/endpoints/{endpoint.pk}/delete".encode() in page.content
+    refused = as_owner.post(f"/console/endpoints/{endpoint.pk}/delete", follow=True)
+    assert b"choose another model there first" in refused.content
+    assert ByoEndpoint.objects.for_org(org).filter(pk=endpoint.pk).exists()
+    gateway_delete(gateway=used_by)
+    as_owner.post(f"/console/endpoints/{endpoint.pk}/delete")
+    assert not ByoEndpoint.objects.for_org(org).filter(pk=endpoint.pk).exists()
+
+    foreign = byo_endpoint_create(
+        organization=outsider_org, name="theirs", base_url="http://127.0.0.1:9/v1", model_name="m"
+    )
+    assert as_owner.post(f"/console/endpoints/{foreign.pk}/delete").status_code == 404
+    assert ByoEndpoint.objects.for_org(outsider_org).filter(pk=foreign.pk).exists()
