@@ -22,8 +22,15 @@ import inference_overhead as bench
 def measure(billing: bool, requests: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="aivax-billing-ab-"))
     os.chmod(tmp, 0o755)
+    from aivax import embedded
+
     stub, stub_url = bench.start_stub()
-    web, url, key, slug, _pg = bench.start_aivax(stub_url, 1, billing, tmp)
+    try:
+        web, url, key, slug, _pg = bench.start_aivax(stub_url, 1, billing, tmp)
+    except BaseException:
+        stub.terminate()
+        embedded.stop_postgres(tmp / "pg")
+        raise
     postmaster = int((tmp / "pg" / "postmaster.pid").read_text().split()[0])
     body = {"model": slug, "messages": bench.MESSAGES}
     try:
@@ -40,8 +47,6 @@ def measure(billing: bool, requests: int) -> dict[str, float]:
         web.terminate()
         stub.terminate()
         web.wait()
-        from aivax import embedded
-
         embedded.stop_postgres(tmp / "pg")
     return {
         "web_cpu_ms": (web1 - web0) * 1000 / requests,

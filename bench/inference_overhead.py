@@ -288,8 +288,8 @@ def main() -> None:
     try:
         stub_proc, stub_url = start_stub()
         procs.append(stub_proc)
+        pg_dir = tmp / "pg"  # stopped in `finally` even if start-up fails half-way
         aivax_proc, aivax_url, key, slug, _pg = start_aivax(stub_url, args.workers, args.billing == "on", tmp)
-        pg_dir = tmp / "pg"
         procs.append(aivax_proc)
         # aivax's CPU includes its PostgreSQL (billing writes); Redis is shared and not counted.
         extra_cpu_pids = {"aivax": [int((pg_dir / "postmaster.pid").read_text().split()[0])]}
