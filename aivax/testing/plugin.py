@@ -20,6 +20,25 @@ import pytest
 from aivax import embedded
 
 _state: dict[str, object] = {}
+_PG_PREFIX = "aivax-test-pg-"
+
+
+def _sweep_abandoned_servers() -> None:
+    """Stop the embedded servers of earlier runs that were killed before they could stop their own."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PG_PREFIX}*"):
+        try:
+            owner = int((folder / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        embedded.stop_postgres(folder / "data")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -31,8 +50,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: object, a
     if celery.SETTINGS_DEFAULTED:
         os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.test"
     if not os.environ.get("DATABASE_URL"):
-        tmp = Path(tempfile.mkdtemp(prefix="aivax-test-pg-"))
+        _sweep_abandoned_servers()
+        tmp = Path(tempfile.mkdtemp(prefix=_PG_PREFIX))
         os.chmod(tmp, 0o755)
+        (tmp / "owner.pid").write_text(str(os.getpid()))
         pg = embedded.start_postgres(tmp / "data", database="aivax")
         _state["pg_dir"] = tmp
         os.environ["DATABASE_URL"] = pg.url("aivax")
