@@ -16,7 +16,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey, Scope
+from accounts.models import ApiKey
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 from aivax.redis_client import async_redis, rkey, sync_redis
 
@@ -166,6 +166,3 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-ALL_SCOPES = frozenset(Scope.values)

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import ApiKey, Membership, Organization, Role, User
+from accounts.models import ApiKey, Organization, User
 from aivax.tenancy import get_for_org_or_404
 
 
 def user_organizations(*, user: User) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
-
-
-def membership_for(*, user: User, organization: Organization) -> Membership | None:
-    return Membership.objects.filter(user=user, organization=organization).first()
-
-
-def user_role(*, user: User, organization: Organization) -> str | None:
-    membership = membership_for(user=user, organization=organization)
-    return membership.role if membership else None
-
-
-def role_at_least(role: str | None, *allowed: Role) -> bool:
-    return role is not None and role in {r.value for r in allowed}
 
 
 def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:

@@ -71,10 +71,3 @@ async def fetchone(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     async with _pool().connection() as conn:
         cursor = await conn.execute(sql, params)
         return await cursor.fetchone() if cursor.description else None
-
-
-async def close_all() -> None:
-    """Close this loop's idle connections (tests, shutdown)."""
-    pool = _pools.get(asyncio.get_running_loop())
-    while pool is not None and pool.idle:
-        await pool.idle.pop().close()

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import Organization
-from gateways.models import CatalogModel, Gateway
+from gateways.models import Gateway
 
 
 def gateway_list(*, organization: Organization | int) -> QuerySet[Gateway]:
@@ -25,7 +25,3 @@ def gateway_get(*, organization: Organization | int, ref: str) -> Gateway:
     if gateway is None:
         raise Http404("gateway not found")
     return gateway
-
-
-def catalog_list() -> QuerySet[CatalogModel]:
-    return CatalogModel.objects.filter(is_active=True).order_by("name")
