@@ -12,6 +12,7 @@ from accounts.models import Organization
 from aivax.db import run_db
 from gateways import protocol, selectors, services
 from gateways.chat import Caller, handle_chat
+from gateways.responses.api import router as responses_router
 from gateways.schemas import GatewayIn, GatewayPatch, gateway_out
 
 router = Router(tags=["inference"])
@@ -127,3 +128,4 @@ def delete_gateway(request: HttpRequest, gateway_id: str) -> HttpResponse:
 
 
 router.add_router("", manage)
+router.add_router("", responses_router)

@@ -148,3 +148,7 @@ class Gateway(TenantModel):
 
     def __str__(self) -> str:
         return self.slug
+
+
+# Stored responses live with the Responses API (gateways/responses/); imported here so the gateways app owns them.
+from gateways.responses.models import StoredResponse  # noqa: E402, F401

@@ -126,7 +126,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-release-stale-reservations": {"task": "billing.release_stale_reservations", "schedule": 300.0},
     "knowledge-requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 300.0},
+    "gateways-responses-delete-expired": {"task": "gateways.responses_delete_expired", "schedule": 3600.0},
 }
+CELERY_IMPORTS = ["gateways.responses.tasks"]
 CELERY_TIMEZONE = "UTC"
 
 # Outbound calls to upstream models.
@@ -158,3 +160,5 @@ SIGNUP_CREDIT = env.env_str("SIGNUP_CREDIT", "0")
 # Inference API limits (0 = off) and streaming.
 RATE_LIMIT_REQUESTS_PER_MINUTE = env.env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)
 SSE_KEEPALIVE_SECONDS = float(env.env_str("SSE_KEEPALIVE_SECONDS", "10"))
+# Responses API: how long a stored response (and its input) is kept for previous_response_id and GET.
+RESPONSES_RETENTION_DAYS = env.env_int("RESPONSES_RETENTION_DAYS", 30)
