@@ -79,7 +79,11 @@ async def playground_chat(request: HttpRequest, pk: str) -> HttpResponse:
     payload = _payload(request, gateway)
     if isinstance(payload, JsonResponse):
         return payload
-    stream = optional.function("gateways.chat", "console_chat_stream")
+    # The API switch: the same gateway and service, spoken as chat completions or as the Responses API.
+    if payload.pop("api", None) == "responses":
+        stream = optional.function("gateways.responses.service", "console_responses_stream")
+    else:
+        stream = optional.function("gateways.chat", "console_chat_stream")
     if stream is None:
         return _error("The inference service is not available yet.", 503, code="unavailable")
     return await stream(organization_id=console.organization.pk, user_id=console.user.pk, payload=payload)

@@ -1,5 +1,7 @@
 // Playground: posts the conversation to the console's chat endpoint (session + CSRF, no API key in the
-// browser) and renders the OpenAI SSE stream token by token: `data: {chat.completion.chunk}` ... `data: [DONE]`.
+// browser) and renders the OpenAI SSE stream token by token: `data: {chat.completion.chunk}` ... `data: [DONE]`,
+// or, with the API switch on "Responses", the Responses API's events (`response.output_text.delta` ...
+// `response.completed`).
 (function () {
   "use strict";
 
@@ -13,6 +15,7 @@
   const emptyState = document.getElementById("chat-empty");
   const temperature = document.getElementById("pg-temperature");
   const maxTokens = document.getElementById("pg-max-tokens");
+  const apiSwitch = document.getElementById("pg-api");
   let messages = [];
   let controller = null;
 
@@ -107,6 +110,7 @@
     const body = { messages: messages, stream: true };
     if (temperature && temperature.value !== "") body.temperature = Number(temperature.value);
     if (maxTokens && maxTokens.value !== "") body.max_tokens = Number(maxTokens.value);
+    if (apiSwitch && apiSwitch.value === "responses") body.api = "responses";
     controller = new AbortController();
     busy(true);
     let answer = "";
@@ -164,6 +168,23 @@
           try {
             parsed = JSON.parse(data);
           } catch (e) {
+            continue;
+          }
+          if (typeof parsed.type === "string" && parsed.type.startsWith("response.")) {
+            // Responses API events: text deltas, then the final response with usage and generation_context.
+            if (parsed.type === "response.output_text.delta") {
+              answer += parsed.delta;
+              bubble.textContent = answer;
+              log.scrollTop = log.scrollHeight;
+            } else if (parsed.type === "response.failed") {
+              failed = true;
+              const error = parsed.response && parsed.response.error;
+              showError(wrap, (error && error.message) || "The model failed.");
+            } else if (parsed.type === "response.completed" || parsed.type === "response.incomplete") {
+              const u = parsed.response.usage;
+              if (u) usage = { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens };
+              if (parsed.response.generation_context) context = parsed.response.generation_context;
+            }
             continue;
           }
           if (parsed.error) {
