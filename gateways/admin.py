@@ -35,6 +35,7 @@ class CatalogModelForm(forms.ModelForm):
             "upstream_model",
             "api_key",
             "context_window",
+            "wire_api",
             "capabilities",
             "description",
             "is_active",
@@ -76,7 +77,7 @@ class ByoEndpointForm(forms.ModelForm):
 
     class Meta:
         model = ByoEndpoint
-        fields = ("organization", "name", "base_url", "model_name", "api_key", "context_window")
+        fields = ("organization", "name", "base_url", "model_name", "api_key", "context_window", "wire_api")
 
     def clean_api_key(self) -> str:
         value = self.cleaned_data.get("api_key") or ""

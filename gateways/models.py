@@ -12,6 +12,13 @@ from aivax.crypto import EncryptedTextField
 from aivax.tenancy import TenantModel
 
 
+class WireApi(models.TextChoices):
+    """Which OpenAI API an upstream speaks; the gateway's callers may use either (gateways/responses/wire.py)."""
+
+    CHAT_COMPLETIONS = "chat_completions", "Chat Completions (/chat/completions)"
+    RESPONSES = "responses", "Responses (/responses)"
+
+
 class CatalogModel(models.Model):
     """A model the platform offers, e.g. `@openai/gpt-4o-mini`. Prices per SKU live in billing.Price."""
 
@@ -21,6 +28,7 @@ class CatalogModel(models.Model):
     upstream_model = models.CharField(max_length=200)
     api_key = EncryptedTextField(blank=True, default="", help_text="Stored encrypted")
     context_window = models.PositiveIntegerField(default=8192)
+    wire_api = models.CharField(max_length=20, choices=WireApi.choices, default=WireApi.CHAT_COMPLETIONS)
     capabilities = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     description = models.TextField(blank=True, default="")
     is_active = models.BooleanField(default=True)
@@ -42,6 +50,7 @@ class ByoEndpoint(TenantModel):
     model_name = models.CharField(max_length=200)
     api_key = EncryptedTextField(blank=True, default="")
     context_window = models.PositiveIntegerField(default=8192)
+    wire_api = models.CharField(max_length=20, choices=WireApi.choices, default=WireApi.CHAT_COMPLETIONS)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -30,6 +30,7 @@ class UpstreamRef:
     tenant_owned: bool
     catalog_model_id: str | None
     context_window: int
+    wire_api: str = "chat_completions"
 
     def upstream(self) -> Upstream:
         return Upstream(
@@ -40,6 +41,7 @@ class UpstreamRef:
             tenant_owned=self.tenant_owned,
             catalog_model_id=uuid.UUID(self.catalog_model_id) if self.catalog_model_id else None,
             context_window=self.context_window,
+            wire_api=self.wire_api,
         )
 
 
@@ -104,6 +106,7 @@ def _catalog_ref(model: CatalogModel) -> UpstreamRef:
         tenant_owned=False,
         catalog_model_id=str(model.pk),
         context_window=model.context_window,
+        wire_api=model.wire_api,
     )
 
 
@@ -118,6 +121,7 @@ def build_config(gateway: Gateway) -> GatewayConfig:
             tenant_owned=True,
             catalog_model_id=None,
             context_window=endpoint.context_window,
+            wire_api=endpoint.wire_api,
         )
     else:
         primary = _catalog_ref(gateway.catalog_model)

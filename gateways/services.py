@@ -139,6 +139,7 @@ def byo_endpoint_create(
     model_name: str,
     api_key: str = "",
     context_window: int = 8192,
+    wire_api: str = "chat_completions",
 ) -> ByoEndpoint:
     validate_base_url(base_url)
     if not model_name.strip():
@@ -150,6 +151,7 @@ def byo_endpoint_create(
         model_name=model_name.strip(),
         api_key=api_key,
         context_window=context_window,
+        wire_api=wire_api,
     )
 
 
@@ -186,6 +188,7 @@ def catalog_model_upsert(
     context_window: int = 8192,
     capabilities: list[str] | None = None,
     description: str = "",
+    wire_api: str = "chat_completions",
 ) -> CatalogModel:
     model, _ = CatalogModel.objects.update_or_create(
         name=name,
@@ -194,6 +197,7 @@ def catalog_model_upsert(
             "upstream_model": upstream_model,
             "api_key": api_key,
             "context_window": context_window,
+            "wire_api": wire_api,
             "capabilities": capabilities or ["chat"],
             "description": description,
             "is_active": True,

@@ -17,6 +17,7 @@ import httpx
 from django.conf import settings
 
 from gateways.outbound import BlockedAddress, GuardedNetworkBackend
+from gateways.responses import wire
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Upstream:
     tenant_owned: bool  # a tenant's own endpoint: guarded client, no inference billing
     catalog_model_id: UUID | None
     context_window: int
+    wire_api: str = "chat_completions"  # or "responses": the upstream speaks OpenAI's Responses API natively
 
 
 class UpstreamFailure(Exception):
@@ -119,9 +121,10 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     if upstream.api_key:
         headers["Authorization"] = f"Bearer {upstream.api_key}"
     body = {**payload, "model": upstream.model, "stream": stream}
-    request = client.build_request(
-        "POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers, timeout=_timeout()
-    )
+    path = "/chat/completions"
+    if upstream.wire_api == "responses":
+        path, body = "/responses", wire.responses_body(body)
+    request = client.build_request("POST", f"{upstream.base_url}{path}", json=body, headers=headers, timeout=_timeout())
     try:
         response = await client.send(request, stream=True)
     except httpx.ConnectError as exc:
@@ -182,9 +185,29 @@ async def read_json(response: httpx.Response) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as exc:
         raise UpstreamFailure("The upstream model sent a response that is not JSON.", retryable=True) from exc
+    if _speaks_responses(response) and isinstance(data, dict):
+        data = wire.completion_from_response(data)
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise UpstreamFailure("The upstream model sent an unexpected response.", retryable=True)
     return data
+
+
+def _speaks_responses(response: httpx.Response) -> bool:
+    try:
+        return response.request.url.path.endswith("/responses")
+    except RuntimeError:  # a response built by hand, without its request
+        return False
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The stream's lines; a native Responses stream's events arrive as `data:` lines of chat chunks."""
+    translator = wire.ChunkTranslator() if _speaks_responses(response) else None
+    async for line in response.aiter_lines():
+        if translator is None:
+            yield line
+        else:
+            for translated in wire.chunk_lines([line], translator):
+                yield translated
 
 
 async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -192,7 +215,7 @@ async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, A
     finish_reason was cut short: that is a failure, not a normal end."""
     finished = False
     try:
-        async for line in response.aiter_lines():
+        async for line in _lines(response):
             if not line.startswith("data:"):
                 continue  # comments, event names, blank separators
             data = line[5:].strip()

@@ -4,6 +4,9 @@ By default it answers "Echo: <last user message>", streamed as one chunk per wor
 upstream model name changes that: content, chunk delay, tool calls, an HTTP error, a hang, no usage, cached
 tokens. Every request body is recorded; streams the client abandoned are counted as cancelled.
 
+It also speaks OpenAI's Responses API at /responses (the same scripts; semantic events when streaming), for
+upstreams set to `wire_api = "responses"`; those requests are recorded with `_path: "/responses"`.
+
     python -m aivax.testing.stub_upstream --port 9100   # for benchmarks
 """
 
@@ -95,6 +98,9 @@ class StubUpstream:
         path = scope["path"].rstrip("/")
         if scope["method"] == "GET" and path.endswith("/models"):
             await self._json(send, 200, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+            return
+        if scope["method"] == "POST" and path.endswith("/responses"):
+            await self._responses(scope, receive, send)
             return
         if not path.endswith("/chat/completions"):
             await self._json(send, 404, {"error": {"message": "not found"}})
@@ -232,6 +238,110 @@ class StubUpstream:
                 self.state.cancelled += 1
         finally:
             watcher.cancel()
+
+    # -- the Responses API ------------------------------------------------------------------------------------
+    async def _responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        body = json.loads(raw or b"{}")
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        model = str(body.get("model", ""))
+        with self.state.lock:
+            self.state.requests.append({**body, "_path": "/responses", "_authorization": headers.get("authorization")})
+            script = self.state.scripts.get(model, Script())
+            failed = self.state.failures.get(model, 0)
+            should_fail = script.status != 200 and (script.fail_times is None or failed < script.fail_times)
+            if should_fail:
+                self.state.failures[model] = failed + 1
+        if should_fail:
+            await self._json(send, script.status, {"error": {"message": script.error_message, "type": "server"}})
+            return
+        items = [{"role": "user", "content": body["input"]}] if isinstance(body.get("input"), str) else body["input"]
+        content = script.content if script.content is not None else f"Echo: {_last_user_text({'messages': items})}"
+        tool_calls = script.tool_calls
+        outputs = [str(i.get("output")) for i in items if i.get("type") == "function_call_output"]
+        if script.answer_after_tool and outputs:
+            content, tool_calls = f"From the tool: {' '.join(outputs[-1].split())[:1000]}", None
+        pieces = _words(content) if content else []
+        input_tokens = sum(len(str(i.get("content", i.get("output", ""))).split()) + 3 for i in items)
+        output_tokens = len(pieces) + (1 if tool_calls else 0)
+        usage = {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": script.cached_tokens},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        }
+        text_part = {"type": "output_text", "text": "".join(pieces), "annotations": []}
+        output: list[dict[str, Any]] = []
+        if pieces:
+            message = {"id": "msg_stub", "type": "message", "role": "assistant", "status": "completed"}
+            output.append({**message, "content": [text_part]})
+        for index, call in enumerate(tool_calls or []):
+            function = call["function"]
+            output.append(
+                {
+                    "id": f"fc_stub{index}",
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": call["id"],
+                    "name": function["name"],
+                    "arguments": function["arguments"],
+                }
+            )
+        incomplete = script.finish_reason == "length"
+        response = {
+            "id": "resp_stub",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "status": "incomplete" if incomplete else "completed",
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "output": output,
+            "usage": usage if script.usage else None,
+        }
+        if not body.get("stream"):
+            await self._json(send, 200, response)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        sequence = 0
+
+        async def event(kind: str, **fields: Any) -> None:
+            nonlocal sequence
+            payload = {"type": kind, "sequence_number": sequence, **fields}
+            sequence += 1
+            data = f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        try:
+            await event("response.created", response={**response, "status": "in_progress", "output": []})
+            for index, item in enumerate(output):
+                if item["type"] == "message":
+                    await event("response.output_item.added", output_index=index, item={**item, "content": []})
+                    empty = {**text_part, "text": ""}
+                    await event("response.content_part.added", output_index=index, content_index=0, part=empty)
+                    for count, piece in enumerate(pieces):
+                        if script.break_after_chunks is not None and count >= script.break_after_chunks:
+                            raise ConnectionAbortedError
+                        if script.chunk_delay:
+                            await asyncio.sleep(script.chunk_delay)
+                        await event("response.output_text.delta", output_index=index, content_index=0, delta=piece)
+                    await event("response.output_text.done", output_index=index, content_index=0, text=content)
+                    await event("response.content_part.done", output_index=index, content_index=0, part=text_part)
+                else:
+                    await event("response.output_item.added", output_index=index, item={**item, "arguments": ""})
+                    args = item["arguments"]
+                    await event("response.function_call_arguments.delta", output_index=index, delta=args)
+                    await event("response.function_call_arguments.done", output_index=index, arguments=args)
+                await event("response.output_item.done", output_index=index, item=item)
+            await event("response.incomplete" if incomplete else "response.completed", response=response)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ConnectionAbortedError:
+            raise  # uvicorn drops the connection mid-body, as a crashing upstream would
 
     async def _wait_for_disconnect(self, receive: Receive) -> None:
         while True:
