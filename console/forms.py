@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Organization, Scope
 from aivax.errors import InvalidRequest
 from console import optional
-from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, Overridable, QueryStrategy
+from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, Overridable, QueryStrategy, WireApi
 
 # Service parameter names that belong to a differently named form field.
 PARAM_TO_FIELD = {"catalog_model": "model", "byo_endpoint": "model", "fallback_model_ids": "fallback_models"}
@@ -192,6 +192,16 @@ class ByoEndpointForm(forms.Form):
         help_text="Stored encrypted; never shown again.",
     )
     context_window = forms.IntegerField(label="Context window (tokens)", min_value=256, initial=8192)
+    wire_api = forms.ChoiceField(
+        label="API it speaks",
+        choices=WireApi.choices,
+        initial=WireApi.CHAT_COMPLETIONS,
+        required=False,
+        help_text="Your callers may use either API; this is what aivax sends to the endpoint.",
+    )
+
+    def clean_wire_api(self) -> str:
+        return self.cleaned_data.get("wire_api") or WireApi.CHAT_COMPLETIONS
 
 
 EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")]

@@ -183,3 +183,22 @@ def test_wire_translation_both_ways() -> None:
     translator = wire.ChunkTranslator()
     failed = translator.feed({"type": "response.failed", "response": {"error": {"message": "boom"}}})
     assert failed == [{"error": {"message": "boom"}}]
+
+
+def test_console_adds_an_endpoint_that_speaks_responses(org, owner) -> None:
+    from django.test import Client
+
+    from gateways.models import ByoEndpoint
+
+    browser = Client()
+    browser.force_login(owner)
+    data = {
+        "byo-name": "My Responses server",
+        "byo-base_url": "http://127.0.0.1:8001/v1",
+        "byo-model_name": "gpt-x",
+        "byo-context_window": "8192",
+        "byo-wire_api": "responses",
+    }
+    response = browser.post("/console/endpoints/new", data, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and 'name="byo-wire_api"' in response.content.decode()
+    assert ByoEndpoint.objects.for_org(org).get().wire_api == WireApi.RESPONSES
