@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.http import HttpRequest, HttpResponse
-from ninja import Router
+from ninja import Query, Router
 
 from accounts.api_auth import inference_auth, principal_of
 from aivax.db import run_db
 from gateways import protocol as chat_protocol
 from gateways.chat import Caller
 from gateways.responses import selectors, services
-from gateways.responses.protocol import parse_request
+from gateways.responses.protocol import input_items_page, parse_request
 from gateways.responses.service import handle_response
 
 router = Router(tags=["inference"], auth=inference_auth)
@@ -37,6 +39,20 @@ async def get_response(request: HttpRequest, response_id: str) -> HttpResponse:
         selectors.response_get, organization_id=principal_of(request).organization_id, response_id=response_id
     )
     return _json(stored.body)
+
+
+@router.get("/responses/{response_id}/input_items", summary="The input items of a stored response")
+async def list_input_items(
+    request: HttpRequest,
+    response_id: str,
+    limit: int = Query(20, ge=1, le=100),  # type: ignore[type-arg]
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> HttpResponse:
+    stored = await run_db(
+        selectors.response_get, organization_id=principal_of(request).organization_id, response_id=response_id
+    )
+    return _json(input_items_page(stored.input_items, limit=limit, order=order, after=after))
 
 
 def _delete(organization_id: int, response_id: str) -> None:

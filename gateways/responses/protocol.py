@@ -128,8 +128,16 @@ def _content_parts(content: Any, role: str, param: str) -> list[dict[str, Any]]:
     return parts
 
 
+_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+
+
 def normalize_input(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The request's input as Responses items of the kinds we keep (message, function_call, function_call_output)."""
+    """The request's input as Responses items of the kinds we keep (message, function_call, function_call_output),
+    each with an id (the caller's, or a new one) as GET /responses/{id}/input_items lists them."""
+    return [{**item, "id": item.get("id") or _item_id(_ID_PREFIXES[item["type"]])} for item in _input_items(value)]
+
+
+def _input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
     items: list[dict[str, Any]] = []
@@ -141,7 +149,8 @@ def normalize_input(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             if role not in _USER_ROLES | {"assistant"}:
                 raise InvalidRequest(f"Invalid value for '{param}.role'.", param=f"{param}.role", code="invalid_value")
             parts = _content_parts(item.get("content"), role, f"{param}.content")
-            items.append({"type": "message", "role": role, "content": parts})
+            kept = {"type": "message", "role": role, "content": parts}
+            items.append({**kept, **({"id": item["id"]} if isinstance(item.get("id"), str) else {})})
         elif kind == "function_call":
             for name in ("call_id", "name", "arguments"):
                 if not isinstance(item.get(name), str):
@@ -169,7 +178,8 @@ def normalize_input(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             output = item.get("output")
             if not isinstance(output, (str, list)):
                 raise InvalidRequest(f"Invalid value for '{param}.output'.", param=f"{param}.output")
-            items.append({"type": "function_call_output", "call_id": item["call_id"], "output": output})
+            kept = {"type": "function_call_output", "call_id": item["call_id"], "output": output}
+            items.append({**kept, **({"id": item["id"]} if isinstance(item.get("id"), str) else {})})
         elif kind == "reasoning":
             continue  # a chat-completions upstream has no place for reasoning items
         else:
@@ -442,6 +452,24 @@ def response_from_completion(
         generation_context=completion.get("generation_context"),
         incomplete_details=incomplete,
     )
+
+
+def input_items_page(items: list[dict[str, Any]], *, limit: int, order: str, after: str | None) -> dict[str, Any]:
+    """A stored conversation's input as OpenAI's list object (newest first unless order='asc')."""
+    ordered = [{"status": "completed", **item} for item in (items if order == "asc" else reversed(items))]
+    if after is not None:
+        ids = [item.get("id") for item in ordered]
+        if after not in ids:
+            raise InvalidRequest(f"No input item with id '{after}'.", param="after", code="invalid_value")
+        ordered = ordered[ids.index(after) + 1 :]
+    page = ordered[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0].get("id") if page else None,
+        "last_id": page[-1].get("id") if page else None,
+        "has_more": len(ordered) > limit,
+    }
 
 
 # -- streaming -----------------------------------------------------------------------------------------------

@@ -286,3 +286,30 @@ def test_stream_broken_upstream_ends_with_response_failed(client, gateway, stub,
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "one two"
     stored = client.responses.retrieve(failed.id)
     assert stored.status == "failed"
+
+
+def test_input_items_list(client, live_asgi, outsider_key, gateway) -> None:
+    first = client.responses.create(model=gateway.slug, input="first question")
+    second = client.responses.create(
+        model=gateway.slug,
+        previous_response_id=first.id,
+        input=[{"role": "user", "content": "second question"}],
+    )
+    items = list(client.responses.input_items.list(second.id))
+    # Newest first: this turn's question, the earlier answer, the earlier question.
+    assert [(i.type, getattr(i, "role", None)) for i in items] == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+    ]
+    assert items[0].content[0].text == "second question" and items[0].id.startswith("msg_")
+    assert items[1].id == first.output[0].id
+    page = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert [i.id for i in page.data] == [items[2].id] and page.has_more
+    rest = client.responses.input_items.list(second.id, order="asc", after=items[2].id)
+    assert [i.id for i in rest.data] == [items[1].id, items[0].id] and not rest.has_more
+    outsider = openai.OpenAI(base_url=f"{live_asgi.url}/api/v1", api_key=outsider_key.raw, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        outsider.responses.input_items.list(second.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.input_items.list(second.id, limit=500)
