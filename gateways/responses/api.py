@@ -12,7 +12,8 @@ from aivax.db import run_db
 from gateways import protocol as chat_protocol
 from gateways.chat import Caller
 from gateways.responses import selectors, services
-from gateways.responses.protocol import input_items_page, parse_request
+from gateways.responses.items import input_items_page
+from gateways.responses.request import parse_request
 from gateways.responses.service import handle_response
 
 router = Router(tags=["inference"], auth=inference_auth)

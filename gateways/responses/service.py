@@ -14,17 +14,10 @@ from aivax.errors import ApiError
 from gateways import protocol as chat_protocol
 from gateways.chat import Caller
 from gateways.responses import adapter, selectors, services
-from gateways.responses.protocol import (
-    CHAT_TO_RESPONSES_PARAM,
-    ResponsesRequest,
-    StreamTranslator,
-    chat_request,
-    normalize_input,
-    parse_request,
-    response_from_completion,
-    response_id_for,
-    sse_event,
-)
+from gateways.responses.items import normalize_input
+from gateways.responses.objects import response_from_completion, response_id_for
+from gateways.responses.request import CHAT_TO_RESPONSES_PARAM, ResponsesRequest, chat_request, parse_request
+from gateways.responses.stream import StreamTranslator, sse_event
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The Responses protocol module alone (pure translation), and the retention of stored responses."""
+"""The Responses translation modules alone (pure), and the retention of stored responses."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import pytest
 from django.utils import timezone
 
 from aivax.errors import InvalidRequest, NotFound
-from gateways.responses import protocol, selectors, services
+from gateways.responses import items, objects, request, selectors, services, stream
 from gateways.responses.models import StoredResponse
 from gateways.responses.tasks import responses_delete_expired
 
 
 def _request(**fields):  # type: ignore[no-untyped-def]
-    return protocol.ResponsesRequest.model_validate({"model": "m", "input": "x", **fields})
+    return request.ResponsesRequest.model_validate({"model": "m", "input": "x", **fields})
 
 
 def test_items_to_messages_joins_a_turn_and_parallel_calls() -> None:
-    items = protocol.normalize_input(
+    normalized = items.normalize_input(
         [
             {"role": "developer", "content": "Be terse."},
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Two cities?"}]},
@@ -30,7 +30,7 @@ def test_items_to_messages_joins_a_turn_and_parallel_calls() -> None:
             {"type": "reasoning", "id": "rs_1", "summary": []},
         ]
     )
-    assert protocol.items_to_messages(items) == [
+    assert items.items_to_messages(normalized) == [
         {"role": "developer", "content": "Be terse."},
         {"role": "user", "content": "Two cities?"},
         {
@@ -47,7 +47,7 @@ def test_items_to_messages_joins_a_turn_and_parallel_calls() -> None:
 
 
 def test_images_become_chat_content_parts() -> None:
-    items = protocol.normalize_input(
+    normalized = items.normalize_input(
         [
             {
                 "role": "user",
@@ -58,7 +58,7 @@ def test_images_become_chat_content_parts() -> None:
             }
         ]
     )
-    [message] = protocol.items_to_messages(items)
+    [message] = items.items_to_messages(normalized)
     assert message["content"] == [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "https://example.test/a.png", "detail": "low"}},
@@ -75,12 +75,12 @@ def test_images_become_chat_content_parts() -> None:
 )
 def test_unsupported_input_names_the_parameter(value, param) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        protocol.normalize_input(value)
+        items.normalize_input(value)
     assert caught.value.param == param
 
 
 def test_chat_request_translation() -> None:
-    request = _request(
+    asked = _request(
         instructions="Be brief.",
         max_output_tokens=64,
         tool_choice={"type": "function", "name": "w"},
@@ -89,7 +89,7 @@ def test_chat_request_translation() -> None:
         metadata={"k": "v"},
         reasoning={"effort": "low"},
     )
-    chat = protocol.chat_request(request, protocol.normalize_input(request.input))
+    chat = request.chat_request(asked, items.normalize_input(asked.input))
     assert chat.messages[0].model_dump(exclude_none=True) == {"role": "system", "content": "Be brief."}
     assert chat.max_completion_tokens == 64
     assert chat.tool_choice == {"type": "function", "function": {"name": "w"}}
@@ -104,7 +104,7 @@ def _chunk(delta=None, finish=None, **extra):  # type: ignore[no-untyped-def]
 
 
 def test_stream_translator_text_then_two_tool_calls() -> None:
-    translator = protocol.StreamTranslator(response_id="resp_1", created_at=1, request=_request())
+    translator = stream.StreamTranslator(response_id="resp_1", created_at=1, request=_request())
     events = translator.start()
     events += translator.feed(_chunk({"role": "assistant", "content": "Let me"}))
     events += translator.feed(_chunk({"content": " check."}))
@@ -146,13 +146,13 @@ def test_stream_translator_text_then_two_tool_calls() -> None:
 
 
 def test_length_limit_is_incomplete() -> None:
-    translator = protocol.StreamTranslator(response_id="resp_1", created_at=1, request=_request())
+    translator = stream.StreamTranslator(response_id="resp_1", created_at=1, request=_request())
     translator.start()
     translator.feed(_chunk({"content": "cut"}, "length"))
     last = translator.finish()[-1]
     assert last["type"] == "response.incomplete"
     assert last["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
-    body = protocol.response_from_completion(
+    body = objects.response_from_completion(
         {"choices": [{"message": {"content": "cut"}, "finish_reason": "length"}], "model": "up", "created": 1},
         response_id="resp_2",
         request=_request(),
@@ -161,8 +161,8 @@ def test_length_limit_is_incomplete() -> None:
 
 
 def test_ids_map_to_the_ledger_request_id() -> None:
-    assert protocol.response_id_for("chatcmpl-abc") == "resp_abc"
-    assert protocol.chat_request_id_for("resp_abc") == "chatcmpl-abc"
+    assert objects.response_id_for("chatcmpl-abc") == "resp_abc"
+    assert objects.chat_request_id_for("resp_abc") == "chatcmpl-abc"
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from billing.models import LedgerEntry
-from gateways.responses.protocol import chat_request_id_for
+from gateways.responses.objects import chat_request_id_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
