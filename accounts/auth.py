@@ -16,9 +16,10 @@ from datetime import datetime
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey
+from accounts.models import ApiKey, KeyKind
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 from aivax.redis_client import async_redis, rkey, sync_redis
+from quotas.policy import Limits
 
 CACHE_TTL_SECONDS = 300
 NEGATIVE_TTL_SECONDS = 30
@@ -37,6 +38,13 @@ class Principal:
     digest: str
     expires_at: datetime | None
     revoked: bool
+    kind: str = KeyKind.SECRET
+    allowed_origins: frozenset[str] = frozenset()
+    rate_limits: Limits | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == KeyKind.PUBLIC
 
     def require_scope(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -55,6 +63,9 @@ class Principal:
                 "digest": self.digest,
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None,
                 "revoked": self.revoked,
+                "kind": self.kind,
+                "allowed_origins": sorted(self.allowed_origins),
+                "rate_limits": self.rate_limits.to_dict() if self.rate_limits else None,
             }
         )
 
@@ -69,6 +80,9 @@ class Principal:
             digest=data["digest"],
             expires_at=datetime.fromisoformat(data["expires_at"]) if data["expires_at"] else None,
             revoked=data["revoked"],
+            kind=data.get("kind", KeyKind.SECRET),
+            allowed_origins=frozenset(data.get("allowed_origins") or ()),
+            rate_limits=Limits.of(data["rate_limits"]) if data.get("rate_limits") else None,
         )
 
     @classmethod
@@ -81,6 +95,9 @@ class Principal:
             digest=key.digest,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
+            kind=key.kind,
+            allowed_origins=frozenset(key.allowed_origins),
+            rate_limits=Limits.of(key),
         )
 
 
