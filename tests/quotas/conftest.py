@@ -11,6 +11,7 @@ import pytest
 from accounts.models import ApiKey, Organization
 from quotas.models import Plan
 from tests.gateways.conftest import catalog_model, funded, gateway, stub, upstream_model  # noqa: F401  (fixtures)
+from tests.knowledge.conftest import api, funded_org, knowledge_prices  # noqa: F401  (fixtures)
 
 DEFAULT_TOKENS_PER_MINUTE = 1_000_000
 
