@@ -125,20 +125,16 @@ def create_key(request: HttpRequest, payload: KeyIn) -> HttpResponse:
         raise PermissionDenied(
             f"This key cannot grant higher limits than its own: {', '.join(above)}.", code="exceeds_creator"
         )
-    limits = requested.capped_by(creator_limits)
-    expires_at = payload.expiresAt or principal.expires_at
-    services.key_grants_within(
-        principal, scopes=scopes, allowed_gateway_ids=gateway_ids, limits=limits, expires_at=expires_at
-    )
     created = services.api_key_create(
         organization=_organization(principal),
         name=payload.name,
         kind=payload.type,
         scopes=scopes,
-        expires_at=expires_at,
+        expires_at=payload.expiresAt or principal.expires_at,
         allowed_gateway_ids=gateway_ids,
         allowed_origins=payload.allowedOrigins,
-        limits=limits,
+        limits=requested.capped_by(creator_limits),
+        granted_by=principal,
     )
     data = {**key_out(created.key), "key": created.raw}
     return _envelope(data, "Key created. Store it now: it is never shown again.", status=201)
@@ -160,23 +156,15 @@ def get_key(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
 def patch_key(request: HttpRequest, key_id: uuid.UUID, payload: KeyPatch) -> HttpResponse:
     principal = principal_of(request)
     key = selectors.api_key_get(organization=principal.organization_id, key_id=key_id)
-    given = payload.model_fields_set
-    scopes = payload.scopes if payload.scopes is not None else list(key.scopes)
-    gateway_ids = payload.gatewayIds if payload.gatewayIds is not None else list(key.allowed_gateway_ids)
-    limits = payload.limits.to_limits() if payload.limits is not None else Limits.of(key)
-    expires_at = payload.expiresAt if "expiresAt" in given else key.expires_at
-    # The key as it will be must not grant more than the key that edits it.
-    services.key_grants_within(
-        principal, scopes=scopes, allowed_gateway_ids=gateway_ids, limits=limits, expires_at=expires_at
-    )
     key = services.api_key_edit(
         key=key,
         name=payload.name,
         scopes=payload.scopes,
-        expires_at=payload.expiresAt if "expiresAt" in given else ...,
+        expires_at=payload.expiresAt if "expiresAt" in payload.model_fields_set else ...,
         allowed_gateway_ids=payload.gatewayIds,
         allowed_origins=payload.allowedOrigins,
         limits=payload.limits.to_limits() if payload.limits is not None else None,
+        edited_by=principal,  # the key as it will be must not grant more than the key that edits it
     )
     return _envelope(key_out(key), "Key updated.")
 

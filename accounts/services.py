@@ -143,7 +143,9 @@ def api_key_create(
     kind: str = KeyKind.SECRET,
     allowed_origins: Iterable[str] = (),
     limits: Limits | None = None,
+    granted_by: Principal | None = None,
 ) -> CreatedKey:
+    """A new key; `granted_by` is the API key creating it, which the new key may not exceed."""
     values = _validated_key_fields(
         kind=kind,
         scopes=scopes,
@@ -152,6 +154,8 @@ def api_key_create(
         allowed_origins=allowed_origins,
         limits=limits,
     )
+    if granted_by is not None:
+        _grants_within(granted_by, values)
     if values["allowed_gateway_ids"]:
         _check_gateways(organization, values["allowed_gateway_ids"])  # type: ignore[arg-type]
     new = keys.generate_key(public=kind == KeyKind.PUBLIC)
@@ -201,6 +205,16 @@ def key_grants_within(
         )
 
 
+def _grants_within(principal: Principal, values: dict[str, object]) -> None:
+    key_grants_within(
+        principal,
+        scopes=values["scopes"],  # type: ignore[arg-type]
+        allowed_gateway_ids=values["allowed_gateway_ids"],  # type: ignore[arg-type]
+        limits=Limits.of(values),
+        expires_at=values["expires_at"],  # type: ignore[arg-type]
+    )
+
+
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         ApiKey.unscoped.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
@@ -228,8 +242,10 @@ def api_key_edit(
     allowed_gateway_ids: Iterable[uuid.UUID] | None = None,
     allowed_origins: Iterable[str] | None = None,
     limits: Limits | None = None,
+    edited_by: Principal | None = None,
 ) -> ApiKey:
-    """Change some of a key's settings (None / ... leaves a field as it is), validated like a new key."""
+    """Change some of a key's settings (None / ... leaves a field as it is), validated like a new key; the key
+    as it will be may not exceed `edited_by`, the API key making the change."""
     current_limits = Limits.of(key)
     values = _validated_key_fields(
         kind=key.kind,
@@ -239,6 +255,8 @@ def api_key_edit(
         allowed_origins=key.allowed_origins if allowed_origins is None else allowed_origins,
         limits=current_limits if limits is None else limits,
     )
+    if edited_by is not None:
+        _grants_within(edited_by, values)
     if allowed_gateway_ids is not None and values["allowed_gateway_ids"]:
         _check_gateways(key.organization, values["allowed_gateway_ids"])  # type: ignore[arg-type]
     if expires_at is ... and key.expires_at is not None and key.expires_at <= timezone.now():
