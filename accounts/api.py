@@ -114,8 +114,7 @@ keys_router = Router(tags=["api-keys"], auth=admin_auth)
 @keys_router.post("/api-keys", summary="Create a key (the secret is in the answer, once)")
 def create_key(request: HttpRequest, payload: KeyIn) -> HttpResponse:
     principal = principal_of(request)
-    public = payload.type == KeyKind.PUBLIC
-    scopes = [Scope.INFERENCE] if public and payload.scopes is None else (payload.scopes or [Scope.INFERENCE])
+    scopes = payload.scopes if payload.scopes is not None else [Scope.INFERENCE]
     # What is left out is inherited from the creating key, so that the new key never grants more than it.
     gateway_ids = payload.gatewayIds if payload.gatewayIds is not None else sorted(principal.allowed_gateway_ids)
     requested = payload.limits.to_limits() if payload.limits else Limits()
