@@ -1,7 +1,8 @@
 """Who is calling: API key authentication with a Redis cache in front of the database.
 
-A key's record is cached under its lookup prefix; any change to the key (revoke, edit, delete) deletes that
-entry on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
+A key's record is cached in Redis (only there: no process keeps a copy) under its lookup prefix; any change to
+the key (revoke, edit, delete; services, console, API or Django admin: accounts/receivers.py) deletes that entry
+at once and on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
 per key and process, not on every request.
 """
 
@@ -108,8 +109,25 @@ def _cache_key(prefix: str) -> str:
     return rkey("apikey", prefix)
 
 
-def forget_cached_key(prefix: str) -> None:
-    sync_redis().delete(_cache_key(prefix))
+# A change leaves a short-lived marker: a request that read the old row just before the change (its DB read
+# raced the commit) must not put it back in the cache after the change deleted it.
+CHANGED_TTL_SECONDS = 10
+_SET_UNLESS_CHANGED = (
+    "if redis.call('exists', KEYS[2]) == 0 then return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) end return 0"
+)
+
+
+def _changed_key(prefix: str) -> str:
+    return rkey("apikey-changed", prefix)
+
+
+def forget_cached_key(prefix: str, *, changed: bool = True) -> None:
+    """Drop the cached record; `changed` (an existing key was edited, revoked or deleted) also leaves the marker."""
+    with sync_redis().pipeline(transaction=True) as pipe:
+        pipe.delete(_cache_key(prefix))
+        if changed:
+            pipe.set(_changed_key(prefix), "1", ex=CHANGED_TTL_SECONDS)
+        pipe.execute()
 
 
 def _check(principal: Principal | None, raw_key: str) -> Principal:
@@ -132,10 +150,8 @@ def authenticate_key(raw_key: str) -> Principal:
     else:
         key = ApiKey.unscoped.filter(prefix=prefix).first()
         principal = Principal.from_key(key) if key else None
-        if principal is None:
-            client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
-        else:
-            client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
+        client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
     principal = _check(principal, raw_key)
     _touch_sync(principal.key_id)
     return principal
@@ -152,10 +168,8 @@ async def aauthenticate_key(raw_key: str) -> Principal:
     else:
         key = await ApiKey.unscoped.filter(prefix=prefix).afirst()
         principal = Principal.from_key(key) if key else None
-        if principal is None:
-            await client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
-        else:
-            await client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
+        await client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
     principal = _check(principal, raw_key)
     if _touch_due(principal.key_id):
         await ApiKey.unscoped.filter(pk=principal.key_id).aupdate(last_used_at=timezone.now())

@@ -17,6 +17,7 @@ from accounts.models import ApiKey
 @receiver([post_save, post_delete], sender=ApiKey)
 def _api_key_changed(sender: type, instance: ApiKey, **kwargs: Any) -> None:
     prefix = instance.prefix
-    forget_cached_key(prefix)
+    changed = not kwargs.get("created", False)  # a new key has nothing stale to guard against
+    forget_cached_key(prefix, changed=changed)
     # Again after commit: a request that read the old row before the commit may have cached it meanwhile.
-    transaction.on_commit(lambda: forget_cached_key(prefix))
+    transaction.on_commit(lambda: forget_cached_key(prefix, changed=changed))

@@ -169,7 +169,7 @@ def api_key_create(
         **values,
     )
     # A negative lookup for this prefix may be cached; clear it.
-    transaction.on_commit(lambda: forget_cached_key(new.prefix))
+    transaction.on_commit(lambda: forget_cached_key(new.prefix, changed=False))
     return CreatedKey(key=key, raw=new.raw)
 
 

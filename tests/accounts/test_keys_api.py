@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.auth import authenticate_key
 from accounts.models import ApiKey, Scope
-from accounts.services import CreatedKey, api_key_create, user_create
+from accounts.services import CreatedKey, api_key_create, api_key_revoke, user_create
 from gateways.services import gateway_create
 from quotas.policy import Limits
 
@@ -161,3 +161,17 @@ def test_django_admin_edits_and_revocations_apply_at_once(org) -> None:  # type:
     assert client.get(f"/admin/accounts/apikey/{edited.key.pk}/change/").status_code == 200
     assert client.get(f"/admin/accounts/organization/{org.pk}/change/").status_code == 200
     assert client.get("/admin/quotas/plan/").status_code == 200
+
+
+def test_a_lookup_that_raced_a_revocation_cannot_cache_the_old_row(api_key, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A request read the key's row just before the revocation committed, and stores it after the cache entry
+    was deleted: the change's marker stops it, so the next request reads the revoked row."""
+    from accounts import auth
+
+    stale = auth.Principal.from_key(ApiKey.unscoped.get(pk=api_key.key.pk))
+    api_key_revoke(key=api_key.key)
+    monkeypatch.setattr(auth.Principal, "from_key", classmethod(lambda cls, key: stale))
+    assert auth.authenticate_key(api_key.raw) == stale  # the raced request itself still ran on what it read
+    monkeypatch.undo()
+    with pytest.raises(Exception, match="Incorrect API key"):
+        auth.authenticate_key(api_key.raw)
