@@ -101,6 +101,9 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
         raise PermissionDenied("This gateway is disabled.", code="gateway_inactive")
 
     request_id = protocol.new_completion_id()
+    # Rate limits before any work (grounding, query rewrites) and any reservation: a 429 costs and bills nothing.
+    admission = await quotas.admit_inference(caller, messages=request.messages, request_id=request_id)
+    timer.mark("quota")
     meter = Meter(
         request_id=request_id,
         organization_id=caller.organization_id,
@@ -116,11 +119,6 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
     if grounding.tools:
         payload["tools"] = [*payload.get("tools", []), *grounding.tools]
     timer.mark("prepare")
-    # Rate limits before the reservation: a refused request (429) reserves and bills nothing.
-    admission = await quotas.admit_inference(
-        caller, prompt_tokens=prepared.prompt_token_estimate, request_id=request_id
-    )
-    timer.mark("quota")
     await meter.reserve(
         upstreams[0], prompt_tokens=prepared.prompt_token_estimate, max_completion_tokens=prepared.max_completion_tokens
     )

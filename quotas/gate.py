@@ -1,9 +1,10 @@
 """The rate-limit checks the rest of the code calls: inference, knowledge search, document ingestion.
 
-Inference counts one request and the prompt's token estimate at admission (before any balance is reserved, so a
-refused request reserves and bills nothing), then adds the difference once the real count is known
-(`record_tokens`). A real count below the estimate is not given back (`limits` cannot take units back); the
-estimate is the prompt alone, so that is rare and small. Knowledge searches count as requests (not tokens);
+Inference counts one request and the caller's messages in tokens at admission (before any work or balance is
+reserved, so a refused request costs, reserves and bills nothing), then adds the difference once the real count
+(the whole prompt with the gateway's instructions and grounding, plus the completion) is known (`record_tokens`).
+A real count below the estimate is not given back (`limits` cannot take units back); the estimate covers only
+part of the real prompt, so that is rare and small. Knowledge searches count as requests (not tokens);
 documents count against the documents limits only.
 """
 
@@ -13,11 +14,13 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from aivax import tokens
 from aivax.errors import RateLimited
 from quotas import policy
 from quotas.limiter import Counted, Decision, Kind, Limit, async_limiter, sync_limiter
@@ -124,8 +127,24 @@ def _remember(request_id: str, admission: Admission) -> None:
     _pending[request_id] = (now, admission)
 
 
-async def admit_inference(subject: Subject, *, prompt_tokens: int, request_id: str | None = None) -> Admission:
-    """One request and `prompt_tokens` against every level, or a RateLimited (429) with Retry-After."""
+def estimate_prompt_tokens(messages: Sequence[Any]) -> int:
+    """The caller's messages in tokens (pydantic messages or dicts); grounding and the gateway's own prompt are
+    not known yet at admission and come in with the correction."""
+    dicts = [m.model_dump(exclude_none=True) if hasattr(m, "model_dump") else dict(m) for m in messages]
+    return tokens.count_messages(dicts)
+
+
+async def admit_inference(
+    subject: Subject,
+    *,
+    messages: Sequence[Any] = (),
+    prompt_tokens: int | None = None,
+    request_id: str | None = None,
+) -> Admission:
+    """One request and the prompt's tokens (given, or estimated from `messages`) against every level, or a
+    RateLimited (429) with Retry-After."""
+    if prompt_tokens is None:
+        prompt_tokens = estimate_prompt_tokens(messages)
     org = await _org_limits(subject.organization_id)
     limits = policy.applicable(
         organization_id=subject.organization_id,

@@ -175,3 +175,29 @@ def test_a_lookup_that_raced_a_revocation_cannot_cache_the_old_row(api_key, monk
     monkeypatch.undo()
     with pytest.raises(Exception, match="Incorrect API key"):
         auth.authenticate_key(api_key.raw)
+
+
+def test_public_keys_over_the_api(api_key, gateways) -> None:  # type: ignore[no-untyped-def]
+    api = Api(api_key.raw)
+    body = {
+        "name": "widget",
+        "type": "public",
+        "gatewayIds": [str(gateways[0].pk)],
+        "allowedOrigins": ["https://Shop.Example.com/"],
+        "limits": {"requestsPerMinute": 20},
+    }
+    status, created = api.call("post", "/api-keys", body)
+    assert status == 201, created
+    data = created["data"]
+    assert data["key"].startswith("pk-aivax-") and data["prefix"].startswith("pk-aivax-")
+    assert data["type"] == "public" and data["scopes"] == ["inference"]
+    assert data["allowedOrigins"] == ["https://shop.example.com"]
+    status, answer = api.call("post", "/api-keys", {**body, "allowedOrigins": []})
+    assert status == 400 and answer["error"]["param"] == "allowed_origins"
+    status, answer = api.call("post", "/api-keys", {**body, "scopes": ["inference", "admin"]})
+    assert status == 400 and answer["error"]["param"] == "scopes"
+    # A public key manages nothing, not even from an allowed origin.
+    public = Client().get(
+        "/api/v1/api-keys", headers={"Authorization": f"Bearer {data['key']}", "Origin": "https://shop.example.com"}
+    )
+    assert public.status_code == 403 and public.json()["error"]["code"] == "public_key_scope"
