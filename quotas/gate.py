@@ -65,13 +65,14 @@ def ratelimit_headers(decision: Decision) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers, from the tightest applicable limit of each kind."""
     headers: dict[str, str] = {}
     now = time.time()
-    for kind, suffix in (("requests", "requests"), ("tokens", "tokens")):
-        tightest = _tightest(decision.counted, kind)  # type: ignore[arg-type]
+    kinds: tuple[Kind, ...] = ("requests", "tokens")
+    for kind in kinds:
+        tightest = _tightest(decision.counted, kind)
         if tightest is None:
             continue
-        headers[f"x-ratelimit-limit-{suffix}"] = str(tightest.limit.amount)
-        headers[f"x-ratelimit-remaining-{suffix}"] = str(tightest.remaining)
-        headers[f"x-ratelimit-reset-{suffix}"] = _format_reset(max(0.0, tightest.reset_at - now))
+        headers[f"x-ratelimit-limit-{kind}"] = str(tightest.limit.amount)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(tightest.remaining)
+        headers[f"x-ratelimit-reset-{kind}"] = _format_reset(max(0.0, tightest.reset_at - now))
     return headers
 
 
