@@ -24,7 +24,12 @@ class Plan(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_plan")
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="one_default_plan",
+                violation_error_message="Only one plan can be the default: untick the current default first.",
+            )
         ]
 
     def __str__(self) -> str:

@@ -34,7 +34,10 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="plan",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("is_default", True)), fields=("is_default",), name="one_default_plan"
+                condition=models.Q(("is_default", True)),
+                fields=("is_default",),
+                name="one_default_plan",
+                violation_error_message="Only one plan can be the default: untick the current default first.",
             ),
         ),
     ]
