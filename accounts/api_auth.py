@@ -6,7 +6,8 @@ from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
 from accounts.auth import Principal, aauthenticate_key, bearer_token
-from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed
+from accounts.models import Scope
+from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 
 
 class ApiKeyAuth(AuthBase):
@@ -30,9 +31,22 @@ class ApiKeyAuth(AuthBase):
                 code="missing_api_key",
             )
         principal = await aauthenticate_key(token)
+        if principal.is_public:
+            check_public_key(principal, scope=self.scope, origin=request.headers.get("Origin"))
         if self.scope is not None:
             principal.require_scope(self.scope)
         return principal
+
+
+def check_public_key(principal: Principal, *, scope: str | None, origin: str | None) -> None:
+    """A public key calls inference only, from a browser page on one of its allowed origins."""
+    if scope != Scope.INFERENCE:
+        raise PermissionDenied("Public keys (pk-aivax-...) can only call the inference API.", code="public_key_scope")
+    if origin is None or origin not in principal.allowed_origins:
+        raise PermissionDenied(
+            "This public key is not allowed from this origin. Add the page's origin to the key's allowed origins.",
+            code="origin_not_allowed",
+        )
 
 
 def principal_of(request: HttpRequest) -> Principal:

@@ -1,7 +1,8 @@
 """Who is calling: API key authentication with a Redis cache in front of the database.
 
-A key's record is cached under its lookup prefix; any change to the key (revoke, edit, delete) deletes that
-entry on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
+A key's record is cached in Redis (only there: no process keeps a copy) under its lookup prefix; any change to
+the key (revoke, edit, delete; services, console, API or Django admin: accounts/receivers.py) deletes that entry
+at once and on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
 per key and process, not on every request.
 """
 
@@ -16,9 +17,10 @@ from datetime import datetime
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey
+from accounts.models import ApiKey, KeyKind
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 from aivax.redis_client import async_redis, rkey, sync_redis
+from quotas.policy import Limits
 
 CACHE_TTL_SECONDS = 300
 NEGATIVE_TTL_SECONDS = 30
@@ -37,6 +39,13 @@ class Principal:
     digest: str
     expires_at: datetime | None
     revoked: bool
+    kind: str = KeyKind.SECRET
+    allowed_origins: frozenset[str] = frozenset()
+    rate_limits: Limits | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == KeyKind.PUBLIC
 
     def require_scope(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -55,6 +64,9 @@ class Principal:
                 "digest": self.digest,
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None,
                 "revoked": self.revoked,
+                "kind": self.kind,
+                "allowed_origins": sorted(self.allowed_origins),
+                "rate_limits": self.rate_limits.to_dict() if self.rate_limits else None,
             }
         )
 
@@ -69,6 +81,9 @@ class Principal:
             digest=data["digest"],
             expires_at=datetime.fromisoformat(data["expires_at"]) if data["expires_at"] else None,
             revoked=data["revoked"],
+            kind=data.get("kind", KeyKind.SECRET),
+            allowed_origins=frozenset(data.get("allowed_origins") or ()),
+            rate_limits=Limits.of(data["rate_limits"]) if data.get("rate_limits") else None,
         )
 
     @classmethod
@@ -81,6 +96,9 @@ class Principal:
             digest=key.digest,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
+            kind=key.kind,
+            allowed_origins=frozenset(key.allowed_origins),
+            rate_limits=Limits.of(key),
         )
 
 
@@ -91,8 +109,25 @@ def _cache_key(prefix: str) -> str:
     return rkey("apikey", prefix)
 
 
-def forget_cached_key(prefix: str) -> None:
-    sync_redis().delete(_cache_key(prefix))
+# A change leaves a short-lived marker: a request that read the old row just before the change (its DB read
+# raced the commit) must not put it back in the cache after the change deleted it.
+CHANGED_TTL_SECONDS = 10
+_SET_UNLESS_CHANGED = (
+    "if redis.call('exists', KEYS[2]) == 0 then return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) end return 0"
+)
+
+
+def _changed_key(prefix: str) -> str:
+    return rkey("apikey-changed", prefix)
+
+
+def forget_cached_key(prefix: str, *, changed: bool = True) -> None:
+    """Drop the cached record; `changed` (an existing key was edited, revoked or deleted) also leaves the marker."""
+    with sync_redis().pipeline(transaction=True) as pipe:
+        pipe.delete(_cache_key(prefix))
+        if changed:
+            pipe.set(_changed_key(prefix), "1", ex=CHANGED_TTL_SECONDS)
+        pipe.execute()
 
 
 def _check(principal: Principal | None, raw_key: str) -> Principal:
@@ -115,10 +150,8 @@ def authenticate_key(raw_key: str) -> Principal:
     else:
         key = ApiKey.unscoped.filter(prefix=prefix).first()
         principal = Principal.from_key(key) if key else None
-        if principal is None:
-            client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
-        else:
-            client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
+        client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
     principal = _check(principal, raw_key)
     _touch_sync(principal.key_id)
     return principal
@@ -135,10 +168,8 @@ async def aauthenticate_key(raw_key: str) -> Principal:
     else:
         key = await ApiKey.unscoped.filter(prefix=prefix).afirst()
         principal = Principal.from_key(key) if key else None
-        if principal is None:
-            await client.set(_cache_key(prefix), _MISSING, ex=NEGATIVE_TTL_SECONDS)
-        else:
-            await client.set(_cache_key(prefix), principal.to_json(), ex=CACHE_TTL_SECONDS)
+        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
+        await client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
     principal = _check(principal, raw_key)
     if _touch_due(principal.key_id):
         await ApiKey.unscoped.filter(pk=principal.key_id).aupdate(last_used_at=timezone.now())

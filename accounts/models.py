@@ -24,10 +24,23 @@ class User(AbstractUser):
         return self.email or self.username
 
 
+def _limit(verbose_name: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(verbose_name, null=True, blank=True, help_text="Empty: no limit at this level.")
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Rate limits (quotas/): the plan's and the organization's own both apply. No plan: the default plan.
+    plan = models.ForeignKey(
+        "quotas.Plan", null=True, blank=True, on_delete=models.PROTECT, related_name="organizations"
+    )
+    requests_per_minute = _limit("requests per minute")
+    requests_per_day = _limit("requests per day")
+    tokens_per_minute = _limit("tokens per minute")
+    documents_per_minute = _limit("documents per minute")
+    documents_per_day = _limit("documents per day")
 
     class Meta:
         ordering = ["name"]
@@ -62,16 +75,31 @@ class Scope(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class KeyKind(models.TextChoices):
+    SECRET = "secret", "Secret (sk-aivax-…)"
+    PUBLIC = "public", "Public (pk-aivax-…, for browsers)"
+
+
 class ApiKey(TenantModel):
-    """The secret itself is never stored: only a lookup prefix and an HMAC-SHA256 of the whole key."""
+    """The secret itself is never stored: only a lookup prefix and an HMAC-SHA256 of the whole key.
+
+    A public key (`pk-aivax-…`) is made to be embedded in a web page: inference only, on its listed gateways,
+    from its allowed browser origins, with only `model`, `messages` and `stream` taken from the caller.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=KeyKind.choices, default=KeyKind.SECRET)
     prefix = models.CharField(max_length=16, unique=True)
     digest = models.CharField(max_length=64)
     scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices), default=list)
     # Empty means every gateway of the organization.
     allowed_gateway_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    # Public keys only: exact browser origins ("https://app.example.com") allowed to call with the key.
+    allowed_origins = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    requests_per_minute = _limit("requests per minute")
+    requests_per_day = _limit("requests per day")
+    tokens_per_minute = _limit("tokens per minute")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

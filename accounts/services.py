@@ -6,15 +6,17 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts import keys
-from accounts.auth import forget_cached_key
-from accounts.models import ApiKey, Membership, Organization, Role, Scope, User
-from aivax.errors import InvalidRequest
+from accounts.auth import Principal, forget_cached_key
+from accounts.models import ApiKey, KeyKind, Membership, Organization, Role, Scope, User
+from aivax.errors import InvalidRequest, PermissionDenied
+from quotas.policy import Limits
 
 
 def user_create(*, email: str, password: str | None, username: str | None = None, **extra: object) -> User:
@@ -60,15 +62,31 @@ class CreatedKey:
     raw: str  # shown once, never stored
 
 
-def api_key_create(
+def normalize_origin(origin: str) -> str:
+    """`https://App.example.com/` -> `https://app.example.com`: what browsers send in the Origin header."""
+    parsed = urlsplit(origin.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+        raise InvalidRequest(
+            f"'{origin}' is not a browser origin (scheme://host[:port], e.g. https://app.example.com).",
+            param="allowed_origins",
+        )
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise InvalidRequest(f"'{origin}' is not a browser origin.", param="allowed_origins")
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.hostname.lower()}{port}"
+
+
+def _validated_key_fields(
     *,
-    organization: Organization,
-    name: str,
-    scopes: Iterable[str] = (Scope.INFERENCE,),
-    expires_at: datetime | None = None,
-    allowed_gateway_ids: Iterable[uuid.UUID] = (),
-    created_by: User | None = None,
-) -> CreatedKey:
+    kind: str,
+    scopes: Iterable[str],
+    expires_at: datetime | None,
+    allowed_gateway_ids: Iterable[uuid.UUID],
+    allowed_origins: Iterable[str],
+    limits: Limits | None,
+) -> dict[str, object]:
+    if kind not in KeyKind.values:
+        raise InvalidRequest(f"Unknown key type '{kind}'.", param="type")
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in Scope.values]
     if unknown:
@@ -77,20 +95,124 @@ def api_key_create(
         raise InvalidRequest("A key needs at least one scope.", param="scopes")
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidRequest("expires_at must be in the future.", param="expires_at")
-    new = keys.generate_key()
+    gateway_ids = sorted({uuid.UUID(str(g)) for g in allowed_gateway_ids}, key=str)
+    origins = sorted({normalize_origin(o) for o in allowed_origins})
+    if kind == KeyKind.PUBLIC:
+        if scopes != [Scope.INFERENCE]:
+            raise InvalidRequest("A public key has the inference scope only.", param="scopes")
+        if not gateway_ids:
+            raise InvalidRequest("A public key must list the gateways it may call.", param="allowed_gateway_ids")
+        if not origins:
+            raise InvalidRequest(
+                "A public key must list the browser origins it may be used from.", param="allowed_origins"
+            )
+    elif origins:
+        raise InvalidRequest("Only public keys have allowed origins.", param="allowed_origins")
+    for name, value in (limits or Limits()).to_dict().items():
+        if value is not None and value < 1:
+            raise InvalidRequest(f"{name} must be at least 1 (leave it out for no limit).", param=name)
+    limits = limits or Limits()
+    return {
+        "scopes": scopes,
+        "expires_at": expires_at,
+        "allowed_gateway_ids": gateway_ids,
+        "allowed_origins": origins,
+        "requests_per_minute": limits.requests_per_minute,
+        "requests_per_day": limits.requests_per_day,
+        "tokens_per_minute": limits.tokens_per_minute,
+    }
+
+
+def _check_gateways(organization: Organization, gateway_ids: list[uuid.UUID]) -> None:
+    from gateways.models import Gateway
+
+    found = set(Gateway.objects.for_org(organization).filter(pk__in=gateway_ids).values_list("pk", flat=True))
+    missing = [str(g) for g in gateway_ids if g not in found]
+    if missing:
+        raise InvalidRequest(f"Unknown gateway(s): {', '.join(missing)}.", param="allowed_gateway_ids")
+
+
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    scopes: Iterable[str] = (Scope.INFERENCE,),
+    expires_at: datetime | None = None,
+    allowed_gateway_ids: Iterable[uuid.UUID] = (),
+    created_by: User | None = None,
+    kind: str = KeyKind.SECRET,
+    allowed_origins: Iterable[str] = (),
+    limits: Limits | None = None,
+    granted_by: Principal | None = None,
+) -> CreatedKey:
+    """A new key; `granted_by` is the API key creating it, which the new key may not exceed."""
+    values = _validated_key_fields(
+        kind=kind,
+        scopes=scopes,
+        expires_at=expires_at,
+        allowed_gateway_ids=allowed_gateway_ids,
+        allowed_origins=allowed_origins,
+        limits=limits,
+    )
+    if granted_by is not None:
+        _grants_within(granted_by, values)
+    if values["allowed_gateway_ids"]:
+        _check_gateways(organization, values["allowed_gateway_ids"])  # type: ignore[arg-type]
+    new = keys.generate_key(public=kind == KeyKind.PUBLIC)
     key = ApiKey.unscoped.create(
         organization=organization,
         name=name,
+        kind=kind,
         prefix=new.prefix,
         digest=new.digest,
-        scopes=scopes,
-        expires_at=expires_at,
-        allowed_gateway_ids=list(allowed_gateway_ids),
         created_by=created_by,
+        **values,
     )
     # A negative lookup for this prefix may be cached; clear it.
-    transaction.on_commit(lambda: forget_cached_key(new.prefix))
+    transaction.on_commit(lambda: forget_cached_key(new.prefix, changed=False))
     return CreatedKey(key=key, raw=new.raw)
+
+
+def key_grants_within(
+    creator: Principal,
+    *,
+    scopes: Iterable[str],
+    allowed_gateway_ids: Iterable[uuid.UUID],
+    limits: Limits,
+    expires_at: datetime | None,
+) -> None:
+    """A key never grants more than the key that creates or edits it: scopes, gateways, limits and expiry."""
+    extra_scopes = sorted(set(scopes) - set(creator.scopes))
+    if extra_scopes:
+        raise PermissionDenied(
+            f"This key cannot grant scopes it does not have: {', '.join(extra_scopes)}.", code="exceeds_creator"
+        )
+    if creator.allowed_gateway_ids:
+        gateway_ids = {uuid.UUID(str(g)) for g in allowed_gateway_ids}
+        if not gateway_ids or not gateway_ids <= creator.allowed_gateway_ids:
+            raise PermissionDenied(
+                "This key may only grant gateways it may use itself (list them in gatewayIds).",
+                code="exceeds_creator",
+            )
+    wider = limits.within(creator.rate_limits or Limits())
+    if wider:
+        raise PermissionDenied(
+            f"This key cannot grant higher limits than its own: {', '.join(wider)}.", code="exceeds_creator"
+        )
+    if creator.expires_at is not None and (expires_at is None or expires_at > creator.expires_at):
+        raise PermissionDenied(
+            "This key expires; a key it creates must expire no later (set expiresAt).", code="exceeds_creator"
+        )
+
+
+def _grants_within(principal: Principal, values: dict[str, object]) -> None:
+    key_grants_within(
+        principal,
+        scopes=values["scopes"],  # type: ignore[arg-type]
+        allowed_gateway_ids=values["allowed_gateway_ids"],  # type: ignore[arg-type]
+        limits=Limits.of(values),
+        expires_at=values["expires_at"],  # type: ignore[arg-type]
+    )
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
@@ -109,3 +231,38 @@ def api_key_update(*, key: ApiKey, **fields: object) -> ApiKey:
     forget_cached_key(key.prefix)
     transaction.on_commit(lambda: forget_cached_key(key.prefix))
     return key
+
+
+def api_key_edit(
+    *,
+    key: ApiKey,
+    name: str | None = None,
+    scopes: Iterable[str] | None = None,
+    expires_at: datetime | object | None = ...,
+    allowed_gateway_ids: Iterable[uuid.UUID] | None = None,
+    allowed_origins: Iterable[str] | None = None,
+    limits: Limits | None = None,
+    edited_by: Principal | None = None,
+) -> ApiKey:
+    """Change some of a key's settings (None / ... leaves a field as it is), validated like a new key; the key
+    as it will be may not exceed `edited_by`, the API key making the change."""
+    current_limits = Limits.of(key)
+    values = _validated_key_fields(
+        kind=key.kind,
+        scopes=key.scopes if scopes is None else scopes,
+        expires_at=key.expires_at if expires_at is ... else expires_at,  # type: ignore[arg-type]
+        allowed_gateway_ids=key.allowed_gateway_ids if allowed_gateway_ids is None else allowed_gateway_ids,
+        allowed_origins=key.allowed_origins if allowed_origins is None else allowed_origins,
+        limits=current_limits if limits is None else limits,
+    )
+    if edited_by is not None:
+        _grants_within(edited_by, values)
+    if allowed_gateway_ids is not None and values["allowed_gateway_ids"]:
+        _check_gateways(key.organization, values["allowed_gateway_ids"])  # type: ignore[arg-type]
+    if expires_at is ... and key.expires_at is not None and key.expires_at <= timezone.now():
+        values["expires_at"] = key.expires_at  # an expired key stays expired; only a new date revives it
+    if name is not None:
+        if not name.strip():
+            raise InvalidRequest("name must not be empty.", param="name")
+        values["name"] = name.strip()
+    return api_key_update(key=key, **values)

@@ -189,6 +189,10 @@ def start_aivax(
         from gateways.services import catalog_model_upsert, gateway_create
         user = user_create(email="bench@example.com", password=None)
         org = organization_create(name="Bench", owner=user)
+        from quotas.models import Plan  # rate limits are checked on every request, but never reached here
+        org.plan = Plan.objects.create(name="Bench", requests_per_minute=10**9, requests_per_day=10**9,
+                                       tokens_per_minute=10**12)
+        org.save()
         credit_grant(organization=org, amount=Decimal("1000000"), reason="benchmark", staff_user=None)
         model = catalog_model_upsert(name="@bench/stub", base_url="{stub_url}", upstream_model="{STUB_MODEL}")
         if {billing}:

@@ -9,13 +9,20 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from accounts.models import Organization, Scope
+from accounts.models import KeyKind, Organization, Scope
 from aivax.errors import InvalidRequest
 from console import optional
 from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, Overridable, QueryStrategy, WireApi
+from quotas.policy import Limits
 
 # Service parameter names that belong to a differently named form field.
-PARAM_TO_FIELD = {"catalog_model": "model", "byo_endpoint": "model", "fallback_model_ids": "fallback_models"}
+PARAM_TO_FIELD = {
+    "catalog_model": "model",
+    "byo_endpoint": "model",
+    "fallback_model_ids": "fallback_models",
+    "allowed_gateway_ids": "gateways",
+    "type": "kind",
+}
 
 
 def attach_error(form: forms.Form, exc: InvalidRequest) -> None:
@@ -225,6 +232,23 @@ class ApiKeyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Leave all unchecked to allow every gateway.",
     )
+    kind = forms.ChoiceField(
+        label="Type",
+        choices=KeyKind.choices,
+        initial=KeyKind.SECRET,
+        required=False,  # secret when left out
+        widget=forms.RadioSelect,
+        help_text="A public key is safe in a web page: inference only, on the gateways ticked, from the origins below.",
+    )
+    allowed_origins = forms.CharField(
+        label="Allowed origins (public keys)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "https://www.example.com"}),
+        help_text="The web pages' origins, one per line.",
+    )
+    requests_per_minute = forms.IntegerField(label="Requests per minute", required=False, min_value=1)
+    requests_per_day = forms.IntegerField(label="Requests per day", required=False, min_value=1)
+    tokens_per_minute = forms.IntegerField(label="Tokens per minute", required=False, min_value=1)
 
     def __init__(self, *args: Any, organization: Organization, allow_admin: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -237,3 +261,9 @@ class ApiKeyForm(forms.Form):
     def expires_at(self) -> dt.datetime | None:
         days = self.cleaned_data.get("expires_in")
         return timezone.now() + dt.timedelta(days=int(days)) if days else None
+
+    def origins(self) -> list[str]:
+        return [line.strip() for line in (self.cleaned_data.get("allowed_origins") or "").splitlines() if line.strip()]
+
+    def limits(self) -> Limits:
+        return Limits.of(self.cleaned_data)

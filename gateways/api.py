@@ -8,7 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
 from accounts.api_auth import admin_auth, inference_auth, principal_of
+from accounts.auth import Principal
 from accounts.models import Organization
+from accounts.public_keys import public_request_body
 from aivax.db import run_db
 from gateways import protocol, selectors, services
 from gateways.chat import Caller, handle_chat
@@ -20,11 +22,13 @@ router = Router(tags=["inference"])
 
 async def _chat(request: HttpRequest) -> HttpResponse:
     principal = principal_of(request)
-    chat_request = protocol.parse_chat_request(request.body)
+    body = public_request_body(request.body) if principal.is_public else request.body
+    chat_request = protocol.parse_chat_request(body)
     caller = Caller(
         organization_id=principal.organization_id,
         key_id=principal.key_id,
         allowed_gateway_ids=principal.allowed_gateway_ids,
+        rate_limits=principal.rate_limits,
     )
     return await handle_chat(caller, chat_request)
 
@@ -51,33 +55,38 @@ def _model_object(gateway: Any) -> dict[str, Any]:
     }
 
 
-def _list_models(organization_id: int) -> dict[str, Any]:
-    gateways = selectors.gateway_list(organization=organization_id).filter(is_active=True)
+def _list_models(principal: Principal) -> dict[str, Any]:
+    gateways = selectors.gateway_list(organization=principal.organization_id).filter(is_active=True)
+    if principal.allowed_gateway_ids:  # only the gateways this key may use
+        gateways = gateways.filter(pk__in=principal.allowed_gateway_ids)
     return {"object": "list", "data": [_model_object(g) for g in gateways]}
 
 
-def _get_model(organization_id: int, ref: str) -> dict[str, Any]:
+def _get_model(principal: Principal, ref: str) -> dict[str, Any]:
     from django.http import Http404
 
     from aivax.errors import NotFound
 
     try:
-        return _model_object(selectors.gateway_get(organization=organization_id, ref=ref))
+        gateway = selectors.gateway_get(organization=principal.organization_id, ref=ref)
+        if not principal.may_use_gateway(gateway.pk):
+            raise Http404(ref)  # a gateway the key may not use is not shown to it
+        return _model_object(gateway)
     except Http404 as exc:
         raise NotFound(
             f"The model '{ref}' does not exist or you do not have access to it.", param="model", code="model_not_found"
         ) from exc
 
 
-@router.get("/models", auth=inference_auth, summary="The organization's gateways, as OpenAI models")
+@router.get("/models", auth=inference_auth, summary="The gateways this key may use, as OpenAI models")
 async def list_models(request: HttpRequest) -> HttpResponse:
-    body = await run_db(_list_models, principal_of(request).organization_id)
+    body = await run_db(_list_models, principal_of(request))
     return HttpResponse(protocol.dumps(body), content_type="application/json")
 
 
 @router.get("/models/{path:model_id}", auth=inference_auth, summary="One gateway, as an OpenAI model")
 async def get_model(request: HttpRequest, model_id: str) -> HttpResponse:
-    body = await run_db(_get_model, principal_of(request).organization_id, model_id)
+    body = await run_db(_get_model, principal_of(request), model_id)
     return HttpResponse(protocol.dumps(body), content_type="application/json")
 
 

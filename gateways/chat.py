@@ -25,9 +25,10 @@ from gateways.grounding import Grounding, aground, arun_query_function_loop, is_
 from gateways.metering import Meter, Usage
 from gateways.prompting import PreparedCall, prepare_call
 from gateways.protocol import ChatCompletionRequest
-from gateways.ratelimit import check_rate_limit
 from gateways.resolve import GatewayConfig, aresolve_gateway
 from gateways.upstream import Upstream, UpstreamFailure, iter_sse_chunks, open_with_retries, read_json
+from quotas import gate as quotas
+from quotas.policy import Limits
 
 logger = logging.getLogger(__name__)
 _background: set[asyncio.Task[Any]] = set()
@@ -38,6 +39,7 @@ class Caller:
     organization_id: int
     key_id: uuid.UUID | None
     allowed_gateway_ids: frozenset[uuid.UUID] = frozenset()
+    rate_limits: Limits | None = None  # the key's own; the organization's and its plan's apply too
 
     def may_use(self, gateway_id: str) -> bool:
         return not self.allowed_gateway_ids or uuid.UUID(gateway_id) in self.allowed_gateway_ids
@@ -97,10 +99,11 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
         raise PermissionDenied("This API key is not allowed to use this gateway.", code="gateway_not_allowed")
     if not config.is_active:
         raise PermissionDenied("This gateway is disabled.", code="gateway_inactive")
-    if caller.key_id is not None:
-        await check_rate_limit(str(caller.key_id))
 
     request_id = protocol.new_completion_id()
+    # Rate limits before any work (grounding, query rewrites) and any reservation: a 429 costs and bills nothing.
+    admission = await quotas.admit_inference(caller, messages=request.messages, request_id=request_id)
+    timer.mark("quota")
     meter = Meter(
         request_id=request_id,
         organization_id=caller.organization_id,
@@ -144,6 +147,7 @@ async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_u
 
     timer.mark("upstream")
     headers = _info_headers(config, prepared, request_id)
+    headers.update(admission.headers())  # OpenAI's x-ratelimit-* headers
     if request.stream and replay:
         # The answer is already complete (it needed server-side tool rounds): send it as a well-formed stream.
         body = await _complete(config, upstream, data, meter, prepared, grounding)
@@ -235,6 +239,7 @@ async def _replay_as_stream(body: dict[str, Any], *, include_usage: bool) -> Asy
 
 async def _settle_safely(meter: Meter, upstream: Upstream, usage: Usage) -> list[Any]:
     """Settle in its own task: a client that goes away mid-settlement must not cancel the ledger write."""
+    await quotas.record_tokens(meter.request_id, usage.prompt_tokens + usage.completion_tokens)
     task = asyncio.ensure_future(meter.settle(upstream, usage))
     _background.add(task)
     task.add_done_callback(_background.discard)
@@ -394,4 +399,7 @@ async def console_chat_stream(*, organization_id: int, user_id: int, payload: di
         request = protocol.parse_chat_request(protocol.dumps({**payload, "stream": True}))
         return await handle_chat(Caller(organization_id=organization_id, key_id=None), request, force_usage=True)
     except ApiError as error:
-        return JsonResponse(error.body(), status=error.status)
+        response = JsonResponse(error.body(), status=error.status)
+        for key, value in error.headers.items():  # Retry-After, x-ratelimit-*
+            response[key] = value
+        return response

@@ -17,6 +17,7 @@ from aivax.errors import InvalidRequest
 from knowledge import parsing, selectors, services
 from knowledge.bulk import BulkFormatError, parse_bulk_jsonl
 from knowledge.models import Collection, Document
+from quotas import gate as quotas
 
 router = Router(tags=["knowledge"], auth=knowledge_auth)
 
@@ -190,8 +191,10 @@ class DocumentFilters(PageQuery):
 
 @router.put("/collections/{collection_id}/documents", summary="Create or update one document by name")
 def put_document(request: HttpRequest, collection_id: str, payload: DocumentPut) -> JsonResponse:
+    collection = _collection(request, collection_id)
+    quotas.admit_documents(organization_id=_org(request), count=1)
     result = services.document_upsert(
-        collection=_collection(request, collection_id),
+        collection=collection,
         name=payload.name,
         contents=payload.contents,
         reference=payload.reference or "",
@@ -219,6 +222,7 @@ def bulk_documents(request: HttpRequest, collection_id: str, documents: File[Upl
         parsed = parse_bulk_jsonl(documents.read())
     except BulkFormatError as exc:
         raise InvalidRequest(str(exc), param="documents", code="invalid_jsonl") from exc
+    quotas.admit_documents(organization_id=_org(request), count=len(parsed))
     result = services.documents_bulk_upsert(collection=collection, documents=parsed)
     data = {
         "created": result.created,
@@ -238,6 +242,7 @@ def upload_files(
     tags: Form[str] = "",
 ) -> JsonResponse:
     collection = _collection(request, collection_id)
+    quotas.admit_documents(organization_id=_org(request), count=len(files))
     limit = parsing.DEFAULT_LIMITS.max_bytes
     uploads = [
         # An oversized file is refused by the service from its size alone, without reading it into memory.
@@ -322,5 +327,6 @@ async def query_collection(request: HttpRequest, collection_id: str, params: Que
     # Async, with the work on the shared pool: a search (query embedding + SQL) never queues behind other
     # requests' sync work on Django's single sync thread.
     principal = principal_of(request)
+    await quotas.admit_search(principal)
     hits = await run_db(_query, principal.organization_id, principal.key_id, collection_id, params)
     return _envelope(hits, f"{len(hits)} results ({params.mode}).")

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "gateways",
     "knowledge",
     "billing",
+    "quotas",
     "console",
 ]
 
@@ -45,7 +46,7 @@ MIDDLEWARE = [
 
 # /api/ requests are served by a handler with this list instead (see aivax/asgi.py): no sessions, CSRF,
 # messages or static files there, and no thread hops for them.
-API_MIDDLEWARE: list[str] = []
+API_MIDDLEWARE: list[str] = ["accounts.cors.PublicKeyCorsMiddleware"]  # async; answers only inference paths
 
 ROOT_URLCONF = "aivax.urls"
 ASGI_APPLICATION = "aivax.asgi.application"
@@ -157,8 +158,11 @@ BILLING_ENABLED = env.env_bool("BILLING_ENABLED", True)
 # Prepaid credit (USD) granted to every new organization, as a ledger credit row; "0" grants nothing.
 SIGNUP_CREDIT = env.env_str("SIGNUP_CREDIT", "0")
 
-# Inference API limits (0 = off) and streaming.
+# Rate limits (quotas/): plans and per-organization/per-key limits live in the database. This one is a server-wide
+# default requests-per-minute for keys that set none (0 = off). When Redis cannot be reached, admit requests
+# (fail open, logged and counted) or refuse them with 503 (fail closed).
 RATE_LIMIT_REQUESTS_PER_MINUTE = env.env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)
+RATE_LIMIT_FAIL_OPEN = env.env_bool("RATE_LIMIT_FAIL_OPEN", True)
 SSE_KEEPALIVE_SECONDS = float(env.env_str("SSE_KEEPALIVE_SECONDS", "10"))
 # Responses API: how long a stored response (and its input) is kept for previous_response_id and GET.
 RESPONSES_RETENTION_DAYS = env.env_int("RESPONSES_RETENTION_DAYS", 30)

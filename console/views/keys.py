@@ -1,4 +1,4 @@
-"""API keys: list, create (the secret shown once), revoke."""
+"""API keys: list, create secret or public keys (the secret shown once), with optional rate limits; revoke."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from accounts.models import Role, Scope
+from accounts.models import KeyKind, Role, Scope
 from accounts.selectors import api_key_get, api_key_list
 from accounts.services import api_key_create, api_key_revoke
 from aivax.errors import InvalidRequest
@@ -36,13 +36,18 @@ def key_list(request: HttpRequest) -> HttpResponse:
         return _page(request, ApiKeyForm(organization=console.organization, allow_admin=allow_admin))
     form = ApiKeyForm(request.POST, organization=console.organization, allow_admin=allow_admin)
     if form.is_valid():
+        kind = form.cleaned_data["kind"] or KeyKind.SECRET
+        public = kind == KeyKind.PUBLIC
         try:
             created = api_key_create(
                 organization=console.organization,
                 name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
+                kind=kind,
+                scopes=[Scope.INFERENCE] if public else form.cleaned_data["scopes"],
                 expires_at=form.expires_at(),
                 allowed_gateway_ids=form.cleaned_data["gateways"],
+                allowed_origins=form.origins(),
+                limits=form.limits(),
                 created_by=request.user,
             )
         except InvalidRequest as exc:

@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from aivax.errors import ApiError, InvalidRequest
+from aivax.errors import ApiError, InvalidRequest, RateLimited
 from aivax.tenancy import get_for_org_or_404
 from console import optional, selectors
 from console.context import console_view, render_console
@@ -87,6 +87,7 @@ def collection_documents(request: HttpRequest, pk: str) -> HttpResponse:
 def collection_upload(request: HttpRequest, pk: str) -> HttpResponse:
     """Several files at once (multipart `files`); answers with the refreshed documents table."""
     from knowledge.services import FileUpload, documents_upload_files
+    from quotas.gate import admit_documents
 
     collection = _collection(request, pk)
     uploads = [
@@ -95,8 +96,9 @@ def collection_upload(request: HttpRequest, pk: str) -> HttpResponse:
     ]
     problems: list[str] = []
     try:
+        admit_documents(organization_id=collection.organization_id, count=len(uploads))  # the plan's limits
         results = documents_upload_files(collection=collection, files=uploads)
-    except InvalidRequest as exc:
+    except (InvalidRequest, RateLimited) as exc:
         results, problems = [], [exc.message]
     problems += [f"{r.name}: {r.error}" for r in results if r.error]
     accepted = [r for r in results if r.document is not None]

@@ -74,3 +74,38 @@ def test_developer_cannot_revoke_admin_keys(as_dev: Client, as_owner: Client, ap
     as_owner.post(f"/console/keys/{api_key.key.pk}/revoke")
     api_key.key.refresh_from_db()
     assert api_key.key.revoked_at is not None
+
+
+def test_create_a_public_key_with_origins_and_limits(as_owner: Client, org, gateway) -> None:
+    response = as_owner.post(
+        "/console/keys/",
+        {
+            "name": "Widget",
+            "kind": "public",
+            "scopes": ["inference", "knowledge"],  # ignored: a public key has inference only
+            "gateways": [str(gateway.pk)],
+            "allowed_origins": "https://shop.example.com\nhttps://www.example.com/",
+            "requests_per_minute": "20",
+            "tokens_per_minute": "4000",
+        },
+    )
+    assert response.status_code == 201, response.content.decode()[:2000]
+    raw = response.context["created"].raw
+    assert raw.startswith("pk-aivax-")
+    key = ApiKey.objects.for_org(org).get()
+    assert key.kind == "public" and key.scopes == ["inference"] and key.allowed_gateway_ids == [gateway.pk]
+    assert key.allowed_origins == ["https://shop.example.com", "https://www.example.com"]
+    assert (key.requests_per_minute, key.requests_per_day, key.tokens_per_minute) == (20, None, 4000)
+    html = as_owner.get("/console/keys/").content.decode()
+    assert f"pk-aivax-{key.prefix}" in html and "From https://shop.example.com, https://www.example.com" in html
+    assert "20 req/min" in html and "4000 tokens/min" in html
+
+
+def test_a_public_key_without_origins_or_gateways_is_refused_next_to_the_field(as_owner: Client, org, gateway) -> None:
+    response = as_owner.post("/console/keys/", {"name": "W", "kind": "public", "scopes": ["inference"]})
+    assert response.status_code == 400 and 'id="id_gateways_error"' in response.content.decode()
+    response = as_owner.post(
+        "/console/keys/", {"name": "W", "kind": "public", "scopes": ["inference"], "gateways": [str(gateway.pk)]}
+    )
+    assert response.status_code == 400 and 'id="id_allowed_origins_error"' in response.content.decode()
+    assert not ApiKey.objects.for_org(org).exists()

@@ -167,3 +167,16 @@ def test_gateway_form_links_a_collection(as_owner: Client, org, gateway, collect
     foreign = {**data, "knowledge_collection": str(foreign_collection.pk)}
     response = as_owner.post(f"/console/gateways/{gateway.pk}/edit", foreign)
     assert response.status_code == 400 and "knowledge_collection" in response.context["form"].errors
+
+
+def test_uploads_count_against_the_documents_limits(as_dev: Client, org, collection) -> None:
+    org.documents_per_minute = 2
+    org.save()
+    files = _files(("a.txt", b"one"), ("b.txt", b"two"), ("c.txt", b"three"))
+    response = as_dev.post(f"/console/knowledge/{collection.pk}/upload", {"files": files}, headers={"HX-Request": "1"})
+    assert response.status_code == 400 and "2 documents per minute" in response.content.decode()
+    assert not Document.objects.for_org(org).exists()
+    response = as_dev.post(
+        f"/console/knowledge/{collection.pk}/upload", {"files": _files(("a.txt", b"one"))}, headers={"HX-Request": "1"}
+    )
+    assert response.status_code == 200
