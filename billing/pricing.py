@@ -32,6 +32,7 @@ __all__ = [
     "price_chat_completion",
     "price_platform_sku",
     "price_sheet",
+    "worst_unit_prices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,16 +84,33 @@ def _line(sku: str, quantity: int, unit_price: Decimal, description: str, estima
 
 def _chat_lines(
     sheet: dict[str, Decimal], catalog_model_id: uuid.UUID | None, model_name: str, prompt_tokens: int,
-    cached_tokens: int, completion_tokens: int, estimated: bool, sku_prefix: str,
+    cached_tokens: int, completion_tokens: int, estimated: bool, sku_prefix: str, reasoning_tokens: int = 0,
 ) -> list[UsageLine]:  # fmt: skip
+    """Cached tokens are a part of the prompt tokens, reasoning tokens a part of the completion tokens (OpenAI's
+    usage shape): each token is billed on exactly one line. Reasoning has its own line only when the sheet prices
+    it; otherwise it stays in `.out`."""
     cached = max(0, min(cached_tokens, prompt_tokens))
+    reasoning = max(0, min(reasoning_tokens, completion_tokens)) if sku_prefix + ".out.reasoning" in sheet else 0
     description = f"Inference for AI model '{model_name}'"
-    wanted = ((".in", prompt_tokens - cached), (".out", completion_tokens), (".in.cached", cached))
+    wanted = (
+        (".in", prompt_tokens - cached),
+        (".out", completion_tokens - reasoning),
+        (".in.cached", cached),
+        (".out.reasoning", reasoning),
+    )
     return [
         _line(sku_prefix + suffix, n, _unit_price(sheet, sku_prefix + suffix, catalog_model_id), description, estimated)
         for suffix, n in wanted
         if n > 0
     ]
+
+
+def worst_unit_prices(sheet: dict[str, Decimal], sku_prefix: str = skus.CHAT_PREFIX) -> tuple[Decimal, Decimal]:
+    """(price per prompt token, price per completion token) at list price, the dearest line each can land on:
+    what a hold multiplies by the worst case."""
+    prompt = max(sheet.get(sku_prefix + ".in", ZERO), sheet.get(sku_prefix + ".in.cached", ZERO))
+    completion = max(sheet.get(sku_prefix + ".out", ZERO), sheet.get(sku_prefix + ".out.reasoning", ZERO))
+    return prompt, completion
 
 
 def _estimate(sheet: dict[str, Decimal], prompt_tokens: int, max_completion_tokens: int) -> Decimal:
@@ -120,13 +138,22 @@ def price_chat_completion(
     estimated: bool,
     byo: bool,
     sku_prefix: str = skus.CHAT_PREFIX,
+    reasoning_tokens: int = 0,
 ) -> list[UsageLine]:
     """Lines for one completion: input (prompt - cached), output, cached input. BYO pays no inference lines."""
     if byo:
         return []
     sheet = price_sheet(catalog_model_id=catalog_model_id)
     return _chat_lines(
-        sheet, catalog_model_id, model_name, prompt_tokens, cached_tokens, completion_tokens, estimated, sku_prefix
+        sheet,
+        catalog_model_id,
+        model_name,
+        prompt_tokens,
+        cached_tokens,
+        completion_tokens,
+        estimated,
+        sku_prefix,
+        reasoning_tokens,
     )
 
 
@@ -140,12 +167,21 @@ async def aprice_chat_completion(
     estimated: bool,
     byo: bool,
     sku_prefix: str = skus.CHAT_PREFIX,
+    reasoning_tokens: int = 0,
 ) -> list[UsageLine]:
     if byo:
         return []
     sheet = await aprice_sheet(catalog_model_id=catalog_model_id)
     return _chat_lines(
-        sheet, catalog_model_id, model_name, prompt_tokens, cached_tokens, completion_tokens, estimated, sku_prefix
+        sheet,
+        catalog_model_id,
+        model_name,
+        prompt_tokens,
+        cached_tokens,
+        completion_tokens,
+        estimated,
+        sku_prefix,
+        reasoning_tokens,
     )
 
 

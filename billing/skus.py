@@ -3,6 +3,8 @@
 CHAT_IN = "inference.chat_completions.in"
 CHAT_IN_CACHED = "inference.chat_completions.in.cached"
 CHAT_OUT = "inference.chat_completions.out"
+# Optional: when priced, reasoning tokens (a part of the completion tokens) are billed here instead of at `.out`.
+CHAT_OUT_REASONING = "inference.chat_completions.out.reasoning"
 QUERY_REWRITE_IN = "inference.query_rewrite.in"
 QUERY_REWRITE_OUT = "inference.query_rewrite.out"
 KNOWLEDGE_EMBEDDING = "knowledge.embedding"
@@ -17,6 +19,7 @@ PRICED_SKUS = (
     CHAT_IN,
     CHAT_IN_CACHED,
     CHAT_OUT,
+    CHAT_OUT_REASONING,
     QUERY_REWRITE_IN,
     QUERY_REWRITE_OUT,
     KNOWLEDGE_EMBEDDING,

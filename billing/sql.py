@@ -2,12 +2,19 @@
 
 - `reserve_row`: hold an estimate with one conditional UPDATE of the account and insert the reservation in the
   same statement (a duplicate request id fails the whole statement, so it can never hold twice);
+- `hold_statement`: open or grow a request's hold by as much of a wanted amount as the balance allows, never less
+  than a minimum (the worst case of the next model round, capped to what the tenant can pay);
 - `settle_rows`: close the reservation, insert the ledger lines (`ON CONFLICT DO NOTHING`: the unique constraint
   decides what a retry may write), upsert the request summary and move the balance by exactly what was inserted;
 - `release_row`: close a held reservation and free its amount.
 
 A single statement is atomic on its own (all its parts commit or none), and its locks are taken in the same order
 as everywhere else in billing: reservation, ledger, account last.
+
+Durability: the settle statement sets `synchronous_commit = on` for its own transaction (`set_config(..., true)`
+inside the statement, so still one round trip): a server running with `synchronous_commit = off` (the embedded
+default) may lose the last few hundred milliseconds of commits on a crash, and a ledger row must never be lost
+after its response said "billed". Holds may stay asynchronous: a lost hold only frees money the sweeper would free.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ SELECT id FROM inserted
 """
 
 
-Statement = tuple[str, list[Any]]
+Statement = tuple[str, Any]  # (SQL, positional list or named dict)
 
 
 def reserve_statement(*, organization_id: int, request_id: str, amount: Decimal, at: datetime) -> Statement:
@@ -89,7 +96,9 @@ def reserve_row(*, organization_id: int, request_id: str, amount: Decimal, at: d
 
 
 _SETTLE = """
-WITH closed AS (
+WITH durable AS (
+    SELECT set_config('synchronous_commit', 'on', true)
+), closed AS (
     UPDATE billing_reservation SET status = 'settled', closed_at = %s
     WHERE request_id = %s AND organization_id = %s AND status = 'held'
     RETURNING amount
@@ -112,7 +121,7 @@ WITH closed AS (
         reserved = billing_billingaccount.reserved - COALESCE((SELECT SUM(amount) FROM closed), 0)
     WHERE EXCLUDED.balance <> 0 OR EXISTS (SELECT 1 FROM closed)
 )
-SELECT n, total FROM charged
+SELECT n, total FROM charged, durable
 """
 
 
@@ -140,6 +149,74 @@ def settle_rows(*, entries: Sequence[models.Model], request: BilledRequest) -> t
     row = _fetchone(settle_statement(entries=entries, request=request))
     assert row is not None
     return int(row[0]), row[1]
+
+
+_HOLD_NEW = """
+WITH account AS (
+    SELECT organization_id, LEAST(%(want)s, balance - reserved + credit_limit) AS hold
+    FROM billing_billingaccount
+    WHERE organization_id = %(org)s
+      AND balance - reserved + credit_limit >= %(minimum)s AND balance - reserved + credit_limit > 0
+      AND NOT EXISTS (SELECT 1 FROM billing_reservation WHERE request_id = %(request_id)s)
+    FOR UPDATE
+), held AS (
+    UPDATE billing_billingaccount AS a SET reserved = a.reserved + account.hold
+    FROM account WHERE a.organization_id = account.organization_id
+    RETURNING account.hold
+)
+INSERT INTO billing_reservation (organization_id, request_id, amount, status, created_at)
+SELECT %(org)s, %(request_id)s, hold, 'held', %(at)s FROM held
+RETURNING amount
+"""
+
+_HOLD_MORE = """
+WITH claimed AS (
+    SELECT id FROM billing_reservation
+    WHERE request_id = %(request_id)s AND organization_id = %(org)s AND status = 'held'
+    FOR UPDATE
+), account AS (
+    SELECT organization_id, LEAST(%(want)s, balance - reserved + credit_limit) AS hold
+    FROM billing_billingaccount
+    WHERE organization_id = %(org)s
+      AND balance - reserved + credit_limit >= %(minimum)s AND balance - reserved + credit_limit > 0
+      AND EXISTS (SELECT 1 FROM claimed)
+    FOR UPDATE
+), held AS (
+    UPDATE billing_billingaccount AS a SET reserved = a.reserved + account.hold
+    FROM account WHERE a.organization_id = account.organization_id
+    RETURNING account.hold
+)
+UPDATE billing_reservation AS r SET amount = r.amount + held.hold
+FROM held WHERE r.id IN (SELECT id FROM claimed)
+RETURNING held.hold
+"""
+
+
+def hold_statement(
+    *, organization_id: int, request_id: str, want: Decimal, minimum: Decimal, at: datetime, new: bool
+) -> Statement:
+    """Hold as much of `want` as the organization can pay above its floor, but at least `minimum`; returns the
+    amount held, or no row when even `minimum` does not fit (or, at the floor, when anything is asked at all).
+
+    `new`: open the request's reservation (claims the request id; a concurrent duplicate raises IntegrityError and
+    rolls the hold back with it). Otherwise grow the request's held reservation (locks it first, then the account:
+    the billing lock order), so every model round of a request holds its worst case before it runs.
+
+    The account row is read `FOR UPDATE`: a concurrent hold commits first and this statement then reads the new
+    row, so the amount held is computed from the balance it is taken from (no check-then-debit race).
+    """
+    params = {"org": organization_id, "request_id": request_id, "want": want, "minimum": minimum, "at": at}
+    return (_HOLD_NEW if new else _HOLD_MORE), params
+
+
+_AVAILABLE = """
+SELECT balance - reserved + credit_limit FROM billing_billingaccount WHERE organization_id = %s
+"""
+
+
+def available_statement(*, organization_id: int) -> Statement:
+    """What the organization can still hold above its floor (for the 402 message only: never to decide)."""
+    return _AVAILABLE, [organization_id]
 
 
 _RELEASE = """

@@ -5,14 +5,15 @@ How the conversation becomes a search, by ``config.query_strategy`` (N = ``confi
 - ``Plain``: the last user message.
 - ``Concatenate``: the last N user messages, joined.
 - ``UserRewrite`` / ``FullRewrite``: the gateway's own model (first upstream, non-streaming) rewrites the last N
-  user messages, or the last 2N messages of both sides, into one self-contained question. Its tokens are billed as
-  ``inference.query_rewrite.in/.out`` lines in ``meter.extra_lines`` (none for a tenant's own endpoint). If the
-  rewrite fails, the Concatenate query is used instead.
+  user messages, or the last 2N messages of both sides, into one self-contained question. Its tokens are held
+  before the call and billed as ``inference.query_rewrite.in/.out`` lines through the meter (none for a tenant's
+  own endpoint). If the rewrite fails, the Concatenate query is used instead.
 - ``QueryFunction``: no search up front; the model gets the ``search_knowledge_base`` tool (``Grounding.tools``)
   and the gateway runs its calls server-side with :func:`arun_search_tool_calls`, listing each in
   ``generation_context.runned_functions``.
 
-Each search is billed as one ``knowledge.search`` line (by the query's tokens) in ``meter.extra_lines``.
+Each search is held (by an upper bound of the query's tokens) before it runs and billed as one ``knowledge.search``
+line (by the query's tokens) through the meter. Every paid step goes through the meter, never around it.
 
 What the client sees:
 
@@ -41,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 from aivax import tokens
 from aivax.errors import NotFound
 from billing import skus
-from billing.pricing import aprice_chat_completion
+from gateways.metering import Meter, Usage
 from gateways.protocol import ChatCompletionRequest
 from gateways.resolve import GatewayConfig
+from gateways.upstream import Upstream, UpstreamFailure, open_with_retries, read_json
 
 if TYPE_CHECKING:
-    from gateways.metering import Meter
     from knowledge.search import SearchHit
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,9 @@ def _clip(text: str) -> str:
     return text[-MAX_QUERY_CHARS:].strip()
 
 
-async def _rewrite(config: GatewayConfig, request: ChatCompletionRequest, meter: Meter) -> str | None:
-    from gateways.upstream import UpstreamFailure, open_with_retries, read_json
-
+async def _rewrite(
+    config: GatewayConfig, upstreams: list[Upstream], request: ChatCompletionRequest, meter: Meter
+) -> str | None:
     n = max(1, config.query_context_size)
     if config.query_strategy == "FullRewrite":
         lines = [f"{role}: {text}" for role, text in _messages(request) if role in ("user", "assistant") and text]
@@ -114,10 +115,14 @@ async def _rewrite(config: GatewayConfig, request: ChatCompletionRequest, meter:
             {"role": "system", "content": REWRITE_INSTRUCTION},
             {"role": "user", "content": "Conversation:\n" + "\n".join(lines) + "\n\nSearch question:"},
         ],
-        "max_tokens": REWRITE_MAX_TOKENS,
         "temperature": 0,
     }
-    upstreams = [ref.upstream() for ref in config.upstreams]
+    payload["max_completion_tokens"] = await meter.hold_round(
+        upstreams[:1],
+        prompt_tokens=tokens.count_messages(payload["messages"]),
+        requested=REWRITE_MAX_TOKENS,
+        sku_prefix=skus.QUERY_REWRITE_PREFIX,
+    )
     try:
         upstream, response = await open_with_retries(upstreams[:1], payload, stream=False)
         data = await read_json(response)
@@ -126,30 +131,20 @@ async def _rewrite(config: GatewayConfig, request: ChatCompletionRequest, meter:
         return None
     message = ((data.get("choices") or [{}])[0] or {}).get("message") or {}
     question = _text(message.get("content")).strip().strip('"').strip()
-    usage = data.get("usage") or {}
-    prompt_tokens = int(usage.get("prompt_tokens") or tokens.count_messages(payload["messages"]))
-    completion_tokens = int(usage.get("completion_tokens") or tokens.count_text(question))
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    meter.extra_lines.extend(
-        await aprice_chat_completion(
-            model_name=upstream.display_name,
-            catalog_model_id=upstream.catalog_model_id,
-            prompt_tokens=prompt_tokens,
-            cached_tokens=cached,
-            completion_tokens=completion_tokens,
-            estimated="prompt_tokens" not in usage,
-            byo=upstream.tenant_owned,
-            sku_prefix=skus.QUERY_REWRITE_PREFIX,
-        )
+    usage = Usage.from_upstream(data.get("usage")) or Usage.estimate(
+        prompt_tokens=tokens.count_messages(payload["messages"]), completion_text=question
     )
+    await meter.add_round(upstream, usage, sku_prefix=skus.QUERY_REWRITE_PREFIX)
     return question or None
 
 
-async def build_query(config: GatewayConfig, request: ChatCompletionRequest, meter: Meter) -> str | None:
+async def build_query(
+    config: GatewayConfig, upstreams: list[Upstream], request: ChatCompletionRequest, meter: Meter
+) -> str | None:
     """The search query for this request, by the gateway's strategy (None: nothing to search for)."""
     strategy = config.query_strategy
     if strategy in ("UserRewrite", "FullRewrite"):
-        rewritten = await _rewrite(config, request, meter)
+        rewritten = await _rewrite(config, upstreams, request, meter)
         if rewritten:
             return _clip(rewritten)
         strategy = "Concatenate"
@@ -219,6 +214,9 @@ async def _search(config: GatewayConfig, query: str, meter: Meter) -> list[Searc
     from knowledge.search import asearch_collection
     from knowledge.services import asearch_usage_line
 
+    if meter.enabled:
+        # No tokenizer counts more tokens than the query has bytes (plus the embedder's framing tokens).
+        await meter.hold_amount((await asearch_usage_line(len(query.encode()) + 8)).amount)
     try:
         result = await asearch_collection(
             organization_id=config.organization_id,
@@ -232,16 +230,20 @@ async def _search(config: GatewayConfig, query: str, meter: Meter) -> list[Searc
     except NotFound:
         logger.warning("gateway %s links a collection that no longer exists", config.id)
         return None
-    meter.extra_lines.append(await asearch_usage_line(result.query_tokens))
+    if meter.enabled:
+        meter.add_line(await asearch_usage_line(result.query_tokens))
     return result.hits
 
 
-async def aground(config: GatewayConfig, request: ChatCompletionRequest, meter: Meter) -> Grounding:
+async def aground(
+    config: GatewayConfig, upstreams: list[Upstream], request: ChatCompletionRequest, meter: Meter
+) -> Grounding:
+    """Paid work (rewrites, searches): the meter has admitted the request and holds each step before it runs."""
     if not config.knowledge_collection_id:
         return Grounding()
     if config.query_strategy == "QueryFunction":
         return Grounding(tools=[search_tool_definition()])
-    query = await build_query(config, request, meter)
+    query = await build_query(config, upstreams, request, meter)
     if not query:
         return Grounding()
     hits = await _search(config, query, meter)
@@ -321,44 +323,40 @@ async def arun_search_tool_calls(
 
 async def arun_query_function_loop(
     config: GatewayConfig,
-    upstreams: list[Any],
+    upstreams: list[Upstream],
     payload: dict[str, Any],
     meter: Meter,
     grounding: Grounding,
     *,
+    requested: int | None,
     max_rounds: int = 4,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Upstream, dict[str, Any]]:
     """The QueryFunction tool loop, non-streaming: call the model; while it answers only with calls to
     ``search_knowledge_base``, run them server-side, append the assistant message and the tool results, and call
-    it again (the last round with ``tool_choice: "none"``). Returns ``(upstream, data)`` of the final call, for
-    the caller to relay and settle as usual. The tokens of the intermediate rounds are billed as
-    ``inference.chat_completions`` lines in ``meter.extra_lines``; an answer that also calls the client's own
-    tools ends the loop and goes back to the client as it is. Raises ``UpstreamFailure`` like the caller's own
-    call would."""
-    from gateways.upstream import open_with_retries, read_json
-
+    it again (the last round with ``tool_choice: "none"``). Every round holds its worst case first (the prompt
+    grows each round) and is capped to it. Returns ``(upstream, data)`` of the final call, for the caller to
+    relay and settle as usual; the intermediate rounds are recorded in the meter. An answer that also calls the
+    client's own tools ends the loop and goes back to the client as it is. Raises ``UpstreamFailure`` like the
+    caller's own call would."""
     payload = {**payload, "messages": list(payload["messages"])}
     for round_number in range(max_rounds):
         if round_number == max_rounds - 1:
             payload["tool_choice"] = "none"
+        prompt_tokens = tokens.count_messages(payload["messages"])
+        if round_number:  # the first round was held by the caller, with the rest of the request
+            payload["max_completion_tokens"] = await meter.hold_round(
+                upstreams, prompt_tokens=prompt_tokens, requested=requested
+            )
         upstream, response = await open_with_retries(upstreams, payload, stream=False)
         data = await read_json(response)
         message = ((data.get("choices") or [{}])[0] or {}).get("message") or {}
         calls = message.get("tool_calls") or []
         if not calls or not all(is_search_tool_call(c) for c in calls) or round_number == max_rounds - 1:
             return upstream, data
-        usage = data.get("usage") or {}
-        meter.extra_lines.extend(
-            await aprice_chat_completion(
-                model_name=upstream.display_name,
-                catalog_model_id=upstream.catalog_model_id,
-                prompt_tokens=int(usage.get("prompt_tokens") or tokens.count_messages(payload["messages"])),
-                cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-                estimated="prompt_tokens" not in usage,
-                byo=upstream.tenant_owned,
-            )
+        usage = Usage.from_upstream(data.get("usage")) or Usage.estimate(
+            prompt_tokens=prompt_tokens, completion_text=(message.get("content") or "") + json.dumps(calls)
         )
+        await meter.add_round(upstream, usage)
         payload["messages"].append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
         payload["messages"].extend(await arun_search_tool_calls(config, calls, meter, grounding))
     raise AssertionError("unreachable")  # the last round always returns

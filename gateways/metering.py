@@ -1,8 +1,17 @@
-"""Where inference meets billing: estimate and reserve before the upstream call, settle what was really used
-after it (exactly once per request id), release when nothing was produced."""
+"""Where inference meets billing. A `Meter` is one billable request: every paid step holds its worst case before
+it runs (`hold_round`, `hold_amount`), records what it really used (`add_round`, `add_line`), and the request
+ends with exactly one `settle` (or `release` when nothing was produced).
+
+The worst case of a model round is its prompt plus the largest answer allowed; the answer is capped to the
+smallest of what the request asked, what the gateway allows, the model's window left after the prompt, and what
+the balance can pay; the upstream is sent that cap (`max_completion_tokens`), so a round can never cost more
+than it held. Prompt tokens are held with a margin (`PROMPT_MARGIN`) over our own count, since the upstream's
+tokenizer may count a little more than ours.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -11,34 +20,57 @@ from uuid import UUID
 from django.conf import settings
 
 from aivax import tokens
-from billing import pricing
+from billing import pricing, skus
 from billing import services as billing
-from billing.money import quantize_money
+from billing.money import ZERO, quantize_money
 from billing.pricing import UsageLine
+from gateways.caller import Caller
 from gateways.upstream import Upstream
+
+# The smallest answer worth sending upstream: below it the request is refused with 402 instead.
+MIN_ANSWER_TOKENS = 16
+# Prompt tokens are held as ours * 1.1 + 16: tokenizers differ a little, and messages have framing overhead.
+PROMPT_MARGIN = (Decimal("1.1"), 16)
 
 
 @dataclass
 class Usage:
+    """Token counts of one model round, in OpenAI's shape: cached tokens are a part of the prompt tokens and
+    reasoning tokens a part of the completion tokens."""
+
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
     estimated: bool = False
 
     @classmethod
-    def from_upstream(cls, usage: dict[str, Any] | None) -> Usage | None:
+    def from_upstream(cls, usage: Any) -> Usage | None:
         if not isinstance(usage, dict) or "prompt_tokens" not in usage:
             return None
-        details = usage.get("prompt_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int((details or {}).get("cached_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, dict) else 0,
+            reasoning_tokens=(
+                int(completion_details.get("reasoning_tokens") or 0) if isinstance(completion_details, dict) else 0
+            ),
         )
 
     @classmethod
     def estimate(cls, *, prompt_tokens: int, completion_text: str) -> Usage:
         return cls(prompt_tokens=prompt_tokens, completion_tokens=tokens.count_text(completion_text), estimated=True)
+
+    def as_openai(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
 
 
 def merge_lines(lines: list[UsageLine]) -> list[UsageLine]:
@@ -67,56 +99,137 @@ def merge_lines(lines: list[UsageLine]) -> list[UsageLine]:
     return list(merged.values())
 
 
+def held_prompt_tokens(prompt_tokens: int) -> int:
+    factor, extra = PROMPT_MARGIN
+    return math.ceil(Decimal(prompt_tokens) * factor) + extra
+
+
 @dataclass
 class Meter:
-    """One billable request: its id, who pays, and the extra lines (grounding, rewrites) gathered on the way."""
+    """One billable request: who pays, its id, the lines of the rounds already done, and what it holds."""
 
+    caller: Caller
     request_id: str
-    organization_id: int
     gateway_id: str
-    api_key_id: UUID | None
     metadata: dict[str, str] | None
-    extra_lines: list[UsageLine] = field(default_factory=list)
-    reserved: bool = False
+    lines: list[UsageLine] = field(default_factory=list)
+    held: Decimal = ZERO
+    opened: bool = False
+    settled_lines: list[UsageLine] | None = None
 
-    async def reserve(self, upstream: Upstream, *, prompt_tokens: int, max_completion_tokens: int) -> None:
-        if not settings.BILLING_ENABLED:
-            return
-        amount = Decimal(0)
-        if not upstream.tenant_owned:
-            amount = await pricing.aestimate_max_cost(
-                catalog_model_id=upstream.catalog_model_id,
-                prompt_tokens=prompt_tokens,
-                max_completion_tokens=max_completion_tokens,
+    @property
+    def enabled(self) -> bool:
+        return bool(settings.BILLING_ENABLED)
+
+    async def hold_amount(self, want: Decimal, minimum: Decimal | None = None) -> Decimal:
+        """Hold between `minimum` (default: all of it) and `want` more for this request; 402 when it cannot.
+        The first hold opens the request's reservation (a zero hold is refused at the floor: the admission
+        check)."""
+        if not self.enabled:
+            return want
+        held = await billing.ahold(
+            organization_id=self.caller.organization_id,
+            request_id=self.request_id,
+            want=want,
+            minimum=want if minimum is None else minimum,
+            new=not self.opened,
+        )
+        self.opened = True
+        self.held += held
+        return held
+
+    async def admit(self) -> None:
+        """Claim the request id and refuse at once when the balance is at its floor (before any paid work)."""
+        if not self.opened:
+            await self.hold_amount(ZERO)
+
+    async def hold_round(
+        self,
+        upstreams: list[Upstream],
+        *,
+        prompt_tokens: int,
+        requested: int | None,
+        sku_prefix: str = skus.CHAT_PREFIX,
+    ) -> int:
+        """Hold the worst case of one model round over `upstreams` (the model and its fallbacks: any may answer)
+        and return the answer cap to send upstream. 400 when the prompt leaves no room in the model's window;
+        402 (needed, available) when not even a minimal answer can be paid."""
+        from aivax.errors import InvalidRequest
+
+        window_left = min(u.context_window for u in upstreams) - prompt_tokens
+        limit = window_left if requested is None else min(requested, window_left)
+        if limit < 1:
+            raise InvalidRequest(
+                f"This conversation has about {prompt_tokens} tokens and leaves no room for an answer in the "
+                "model's context window.",
+                param="messages",
+                code="context_length_exceeded",
             )
-        amount += sum((line.amount for line in self.extra_lines), Decimal(0))
-        await billing.areserve(organization_id=self.organization_id, request_id=self.request_id, amount=amount)
-        self.reserved = True
+        prompt_price, completion_price = ZERO, ZERO
+        if self.enabled:
+            for upstream in upstreams:
+                if upstream.tenant_owned or upstream.catalog_model_id is None:
+                    continue
+                sheet = await pricing.aprice_sheet(catalog_model_id=upstream.catalog_model_id)
+                p, c = pricing.worst_unit_prices(sheet, sku_prefix)
+                prompt_price, completion_price = max(prompt_price, p), max(completion_price, c)
+        fixed = prompt_price * held_prompt_tokens(prompt_tokens)
+        minimal = min(MIN_ANSWER_TOKENS, limit)
+        held = await self.hold_amount(fixed + completion_price * limit, fixed + completion_price * minimal)
+        if completion_price == 0:
+            return limit
+        # What was held pays the prompt and this many answer tokens (rounded down: never more than held).
+        affordable = int((held - quantize_money(fixed)) / completion_price)
+        return max(minimal, min(limit, affordable))
 
-    async def settle(self, upstream: Upstream, usage: Usage) -> list[UsageLine]:
-        if not settings.BILLING_ENABLED:
-            return []  # a self-hosted install without billing: nothing is metered or recorded
-        lines = list(self.extra_lines)
-        lines += await pricing.aprice_chat_completion(
+    async def add_round(self, upstream: Upstream, usage: Usage, *, sku_prefix: str = skus.CHAT_PREFIX) -> None:
+        """Record a finished model round that is not the request's answer (a rewrite, a tool round)."""
+        if self.enabled:
+            self.lines += await self._round_lines(upstream, usage, sku_prefix)
+
+    def add_line(self, line: UsageLine) -> None:
+        self.lines.append(line)
+
+    async def _round_lines(self, upstream: Upstream, usage: Usage, sku_prefix: str) -> list[UsageLine]:
+        return await pricing.aprice_chat_completion(
             model_name=upstream.display_name,
             catalog_model_id=upstream.catalog_model_id,
             prompt_tokens=usage.prompt_tokens,
             cached_tokens=usage.cached_tokens,
             completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
             estimated=usage.estimated,
             byo=upstream.tenant_owned,
-        )
-        return await billing.asettle(
-            request_id=self.request_id,
-            organization_id=self.organization_id,
-            lines=merge_lines(lines),
-            gateway_id=UUID(self.gateway_id),
-            api_key_id=self.api_key_id,
-            model=upstream.display_name,
-            metadata=self.metadata,
+            sku_prefix=sku_prefix,
         )
 
+    async def settle(self, upstream: Upstream | None = None, usage: Usage | None = None) -> list[UsageLine]:
+        """Bill the rounds recorded so far plus the final answer's `usage` (exactly once per request id: a
+        second call returns the lines already recorded). Returns the lines as the ledger holds them."""
+        if not self.enabled:
+            return []  # a self-hosted install without billing: nothing is metered or recorded
+        if self.settled_lines is not None:
+            return self.settled_lines
+        lines = list(self.lines)
+        if upstream is not None and usage is not None:
+            lines += await self._round_lines(upstream, usage, skus.CHAT_PREFIX)
+        self.settled_lines = await billing.asettle(
+            request_id=self.request_id,
+            organization_id=self.caller.organization_id,
+            lines=merge_lines(lines),
+            gateway_id=UUID(self.gateway_id),
+            api_key_id=self.caller.key_id,
+            model=upstream.display_name if upstream is not None else "",
+            metadata=self.metadata,
+        )
+        return self.settled_lines
+
     async def release(self) -> None:
-        if self.reserved:
+        """Nothing was produced: free the hold. Rounds already done (a rewrite, a search) are still billed."""
+        if not self.opened:
+            return
+        if self.lines:
+            await self.settle()
+        else:
             await billing.arelease(request_id=self.request_id)
-            self.reserved = False
+        self.opened = False

@@ -30,7 +30,8 @@ OVERRIDE_POLICY = {
     "tool_choice": "tools",
     "response_format": "response_format",
 }
-DEFAULT_MAX_COMPLETION_TOKENS = 1024
+# Room kept for the answer when the conversation is truncated to the window and nobody set a maximum.
+ANSWER_ROOM_TOKENS = 1024
 
 
 @dataclass
@@ -38,7 +39,7 @@ class PreparedCall:
     messages: list[dict[str, Any]]
     params: dict[str, Any]
     prompt_token_estimate: int
-    max_completion_tokens: int
+    max_completion_tokens: int | None  # what the request or the gateway asks for (None: as much as fits)
     ignored_overrides: list[str] = field(default_factory=list)
     truncated_messages: int = 0
 
@@ -48,7 +49,7 @@ def effective_params(config: GatewayConfig, request: ChatCompletionRequest) -> t
     params: dict[str, Any] = {
         "temperature": config.temperature,
         "top_p": config.top_p,
-        "max_tokens": config.max_completion_tokens,
+        "max_completion_tokens": config.max_completion_tokens,
         "stop": config.stop or None,
         "seed": config.seed,
         "presence_penalty": config.presence_penalty,
@@ -62,7 +63,7 @@ def effective_params(config: GatewayConfig, request: ChatCompletionRequest) -> t
         if policy not in config.overridable:
             ignored.append(name)
             continue
-        params["max_tokens" if name == "max_completion_tokens" else name] = value
+        params["max_completion_tokens" if name == "max_tokens" else name] = value
     if request.user is not None:
         params["user"] = request.user
     return {k: v for k, v in params.items() if v is not None}, sorted(ignored)
@@ -144,10 +145,13 @@ def fit_context(messages: list[dict[str, Any]], *, limit: int, overflow: str) ->
 def prepare_call(
     config: GatewayConfig, request: ChatCompletionRequest, *, context_window: int, grounding: str | None = None
 ) -> PreparedCall:
+    """The messages and parameters of the upstream call. The answer's cap is not among the parameters: the meter
+    decides it (`Meter.hold_round`) from `max_completion_tokens` and what the balance can pay."""
     params, ignored = effective_params(config, request)
-    max_completion = int(params.get("max_tokens") or DEFAULT_MAX_COMPLETION_TOKENS)
+    asked = params.pop("max_completion_tokens", None)
+    max_completion = int(asked) if asked is not None else None
     messages = build_messages(config, request, grounding)
-    limit = config.context_max_tokens or max(context_window - max_completion, 256)
+    limit = config.context_max_tokens or max(context_window - (max_completion or ANSWER_ROOM_TOKENS), 256)
     messages, dropped = fit_context(messages, limit=limit, overflow=config.context_overflow)
     return PreparedCall(
         messages=messages,

@@ -41,6 +41,9 @@ class Script:
     break_after_chunks: int | None = None  # stream: drop the connection after N chunks
     finish_reason: str = "stop"
     answer_after_tool: bool = False  # once a tool result is in the conversation, answer in text instead of calling
+    endless: bool = False  # generate as long as allowed (max_completion_tokens / max_tokens, else 100,000 words)
+    reasoning_tokens: int = 0  # reported in usage.completion_tokens_details (and counted in completion_tokens)
+    cumulative_usage: bool = False  # stream: a running usage object on every chunk (some providers do)
 
 
 def _last_tool_result(body: dict[str, Any]) -> str | None:
@@ -133,13 +136,23 @@ class StubUpstream:
             script = Script(**{**script.__dict__, "tool_calls": None})
             content = f"From the tool: {' '.join(tool_result.split())[:1000]}"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", []))
+        # The answer's cap is honoured like a real model: one word is one token, and the reasoning counts too.
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        budget = (int(cap) if cap else 100_000) - script.reasoning_tokens
+        if script.endless:
+            content = " ".join(["word"] * max(budget, 0))
         pieces = _words(content) if content else []
-        completion_tokens = len(pieces) + (1 if script.tool_calls else 0)
+        if len(pieces) > max(budget, 0):
+            pieces = pieces[: max(budget, 0)]
+            content = "".join(pieces)
+            script = Script(**{**script.__dict__, "finish_reason": "length", "tool_calls": None})
+        completion_tokens = len(pieces) + (1 if script.tool_calls else 0) + script.reasoning_tokens
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
         }
         if body.get("stream"):
             await self._stream(send, receive, body, script, pieces, usage)
@@ -220,12 +233,16 @@ class StubUpstream:
                         pass
                 if disconnected.is_set():
                     raise ConnectionResetError
-                await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                running = {"usage": {**usage, "completion_tokens": index + 1}} if script.cumulative_usage else {}
+                await event(
+                    {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}], **running}
+                )
             if script.tool_calls:
                 calls = [{"index": i, **call} for i, call in enumerate(script.tool_calls)]
                 await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}]})
             finish = "tool_calls" if script.tool_calls else script.finish_reason
-            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            running = {"usage": usage} if script.cumulative_usage else {}
+            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], **running})
             if script.usage and (body.get("stream_options") or {}).get("include_usage"):
                 await event({**base, "choices": [], "usage": usage})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})

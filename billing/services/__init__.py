@@ -3,6 +3,7 @@
 from billing.services.accounts import account_apply, account_ensure, account_set_credit_limit
 from billing.services.aio import acharge, aensure_can_spend, arelease, areserve, asettle
 from billing.services.credits import credit_grant, entry_reverse
+from billing.services.holds import ahold, hold, insufficient
 from billing.services.ledger import charge, ensure_can_spend, release, reserve, settle
 from billing.services.reconcile import BalanceCheck, reconcile_balances
 from billing.services.reservations import reservations_release_stale
@@ -14,6 +15,7 @@ __all__ = [
     "account_set_credit_limit",
     "acharge",
     "aensure_can_spend",
+    "ahold",
     "arelease",
     "areserve",
     "asettle",
@@ -21,6 +23,8 @@ __all__ = [
     "credit_grant",
     "ensure_can_spend",
     "entry_reverse",
+    "hold",
+    "insufficient",
     "reconcile_balances",
     "release",
     "reservations_release_stale",

@@ -72,7 +72,8 @@ def test_system_instruction_template_and_params_reach_upstream(client, funded, c
         {"role": "user", "content": "Question: why?"},
     ]
     assert sent["temperature"] == 1.5  # overridable
-    assert (sent["top_p"], sent["max_tokens"], sent["stop"], sent["seed"]) == (0.9, 50, ["END"], 7)  # fixed
+    assert (sent["top_p"], sent["max_completion_tokens"], sent["stop"], sent["seed"]) == (0.9, 50, ["END"], 7)  # fixed
+    assert "max_tokens" not in sent  # passed through as OpenAI names it (its reasoning models refuse max_tokens)
     assert (sent["presence_penalty"], sent["frequency_penalty"]) == (0.5, 0.1)
     assert response.headers["x-aivax-ignored-params"] == "max_tokens,top_p"
 

@@ -4,6 +4,7 @@ retrieved text, and the QueryFunction tool run server-side."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from gateways.grounding import (
     arun_search_tool_calls,
     render_documents,
 )
+from gateways.caller import Caller
 from gateways.metering import Meter
 from gateways.protocol import parse_chat_request
 from gateways.resolve import build_config
@@ -58,22 +60,28 @@ def _request(*messages: tuple[str, str]) -> Any:
 
 
 def _meter(config: Any) -> Meter:
-    return Meter(
-        request_id="r1", organization_id=config.organization_id, gateway_id=config.id, api_key_id=None, metadata=None
-    )
+    caller = Caller(organization_id=config.organization_id, key_id=None)
+    return Meter(caller=caller, request_id=f"r-{uuid.uuid4().hex}", gateway_id=config.id, metadata=None)
+
+
+def _upstreams(config: Any) -> list[Any]:
+    return [ref.upstream() for ref in config.upstreams]
 
 
 async def test_plain_searches_the_last_user_message(grounded) -> None:  # type: ignore[no-untyped-def]
     config = await _sync(grounded, knowledge_use_references=True)
     meter = _meter(config)
     result = await aground(
-        config, _request(("user", "tell me about espresso"), ("user", "what temperature for green tea?")), meter
+        config,
+        _upstreams(config),
+        _request(("user", "tell me about espresso"), ("user", "what temperature for green tea?")),
+        meter,
     )
     assert result.query == "what temperature for green tea?"
     assert result.documents[0]["documentName"] == "tea"
     assert "80 degrees" in (result.text or "") and "<documents>" in (result.text or "")
     assert "Black tea takes boiling water." in (result.text or "")  # referenced document comes along
-    assert [line.sku for line in meter.extra_lines] == [skus.KNOWLEDGE_SEARCH]
+    assert [line.sku for line in meter.lines] == [skus.KNOWLEDGE_SEARCH]
     assert result.annotations[0]["document_citation"]["document_name"] == "tea"
 
 
@@ -81,6 +89,7 @@ async def test_concatenate_joins_the_last_user_messages(grounded) -> None:  # ty
     config = await _sync(grounded, query_strategy="Concatenate", query_context_size=2)
     result = await aground(
         config,
+        _upstreams(config),
         _request(("user", "one"), ("user", "espresso"), ("assistant", "ok"), ("user", "pressure?")),
         _meter(config),
     )
@@ -93,14 +102,17 @@ async def test_rewrite_uses_the_gateway_model_and_bills_it(grounded, stub, upstr
     config = await _sync(grounded, query_strategy="FullRewrite", query_context_size=1)
     meter = _meter(config)
     result = await aground(
-        config, _request(("user", "I like green tea"), ("assistant", "Nice!"), ("user", "how hot should it be?")), meter
+        config,
+        _upstreams(config),
+        _request(("user", "I like green tea"), ("assistant", "Nice!"), ("user", "how hot should it be?")),
+        meter,
     )
     assert result.query == "At what temperature is green tea steeped?"
     assert result.documents[0]["documentName"] == "tea"
     sent = stub.app.requests_for(upstream_model)[-1]
     assert sent["stream"] is False and "assistant: Nice!" in sent["messages"][1]["content"]
     assert "I like green tea" not in sent["messages"][1]["content"]  # 2N = the last 2 messages, both sides
-    assert [line.sku for line in meter.extra_lines] == [
+    assert [line.sku for line in meter.lines] == [
         skus.QUERY_REWRITE_IN,
         skus.QUERY_REWRITE_OUT,
         skus.KNOWLEDGE_SEARCH,
@@ -110,16 +122,16 @@ async def test_rewrite_uses_the_gateway_model_and_bills_it(grounded, stub, upstr
     stub.app.script(upstream_model, status=400)
     config = await _sync(grounded, query_strategy="UserRewrite", query_context_size=1)
     meter = _meter(config)
-    result = await aground(config, _request(("user", "espresso pressure")), meter)
-    assert result.query == "espresso pressure" and [line.sku for line in meter.extra_lines] == [skus.KNOWLEDGE_SEARCH]
+    result = await aground(config, _upstreams(config), _request(("user", "espresso pressure")), meter)
+    assert result.query == "espresso pressure" and [line.sku for line in meter.lines] == [skus.KNOWLEDGE_SEARCH]
 
 
 async def test_query_function_offers_a_tool_and_runs_its_calls(grounded) -> None:  # type: ignore[no-untyped-def]
     config = await _sync(grounded, query_strategy="QueryFunction")
     meter = _meter(config)
-    result = await aground(config, _request(("user", "hi")), meter)
+    result = await aground(config, _upstreams(config), _request(("user", "hi")), meter)
     assert result.text is None and result.tools[0]["function"]["name"] == SEARCH_TOOL_NAME
-    assert meter.extra_lines == []
+    assert meter.lines == []
     calls = [
         {
             "id": "call_1",
@@ -135,7 +147,7 @@ async def test_query_function_offers_a_tool_and_runs_its_calls(grounded) -> None
     assert [f["success"] for f in result.runned_functions] == [True, False]
     assert result.runned_functions[0]["arguments"] == {"query": "espresso"}
     assert result.documents[0]["documentName"] == "coffee"
-    assert [line.sku for line in meter.extra_lines] == [skus.KNOWLEDGE_SEARCH]
+    assert [line.sku for line in meter.lines] == [skus.KNOWLEDGE_SEARCH]
 
 
 def test_retrieved_text_cannot_close_the_fence() -> None:
@@ -170,10 +182,12 @@ async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded
     }
     stub.app.script(upstream_model, tool_calls=[call])  # the model keeps calling the search
     meter = _meter(config)
-    grounding = await aground(config, _request(("user", "how is espresso made?")), meter)
+    grounding = await aground(config, _upstreams(config), _request(("user", "how is espresso made?")), meter)
     payload = {"messages": [{"role": "user", "content": "how is espresso made?"}], "tools": grounding.tools}
     upstreams = [ref.upstream() for ref in config.upstreams]
-    _upstream, data = await arun_query_function_loop(config, upstreams, payload, meter, grounding, max_rounds=3)
+    _upstream, data = await arun_query_function_loop(
+        config, upstreams, payload, meter, grounding, requested=None, max_rounds=3
+    )
     sent = stub.app.requests_for(upstream_model)
     assert len(sent) == 3 and sent[-1]["tool_choice"] == "none"
     tool_messages = [m for m in sent[1]["messages"] if m["role"] == "tool"]
@@ -181,7 +195,7 @@ async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded
     assert sent[1]["messages"][1]["tool_calls"] == [call]
     assert [f["function_name"] for f in grounding.runned_functions] == [SEARCH_TOOL_NAME] * 2
     assert grounding.documents[0]["documentName"] == "coffee"
-    skus_billed = [line.sku for line in meter.extra_lines]
+    skus_billed = [line.sku for line in meter.lines]
     assert skus_billed.count(skus.KNOWLEDGE_SEARCH) == 2 and skus_billed.count(skus.CHAT_IN) == 2
     assert data["choices"][0]["message"]["tool_calls"]  # the last round's answer, relayed as it is
 
@@ -190,5 +204,5 @@ async def test_a_deleted_collection_stops_grounding_without_failing_the_chat(gro
     config = await _sync(grounded)  # resolved (and possibly cached) while the collection existed
     await _sync(lambda: services.collection_delete(collection=collection))
     meter = _meter(config)
-    result = await aground(config, _request(("user", "green tea temperature?")), meter)
-    assert result.text is None and result.documents == [] and meter.extra_lines == []
+    result = await aground(config, _upstreams(config), _request(("user", "green tea temperature?")), meter)
+    assert result.text is None and result.documents == [] and meter.lines == []
