@@ -29,6 +29,12 @@ from django.db import connection, models
 from billing.models import BilledRequest, ReservationStatus
 
 
+def durable() -> None:
+    """Inside a ledger transaction: commit it synchronously whatever the server default (see the module note)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = on")
+
+
 def _values(objs: Sequence[models.Model]) -> tuple[str, str, list[Any]]:
     """(column list, VALUES rows, params) to insert `objs`, all of one model."""
     model = type(objs[0])

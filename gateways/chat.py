@@ -116,6 +116,9 @@ async def run_chat(
         )
         timer.mark("hold")
         source, upstream, data, close = await _call(config, upstreams, payload, meter, grounding, prepared, request)
+    except asyncio.CancelledError:
+        relay.in_background(meter.abandon())  # the client left mid-call: bill what the upstream read, once
+        raise
     except BaseException:
         await meter.release()  # nothing produced: free the hold (paid grounding steps are still billed)
         raise

@@ -116,6 +116,9 @@ class Meter:
     held: Decimal = ZERO
     opened: bool = False
     settled_lines: list[UsageLine] | None = None
+    # The round held last and not recorded yet: (upstream, prompt tokens, SKU prefix), billed as its prompt if
+    # the client leaves while it runs.
+    pending: tuple[Upstream, int, str] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -176,6 +179,7 @@ class Meter:
         fixed = prompt_price * held_prompt_tokens(prompt_tokens)
         minimal = min(MIN_ANSWER_TOKENS, limit)
         held = await self.hold_amount(fixed + completion_price * limit, fixed + completion_price * minimal)
+        self.pending = (upstreams[0], prompt_tokens, sku_prefix)
         if completion_price == 0:
             return limit
         # What was held pays the prompt and this many answer tokens (rounded down: never more than held).
@@ -184,6 +188,7 @@ class Meter:
 
     async def add_round(self, upstream: Upstream, usage: Usage, *, sku_prefix: str = skus.CHAT_PREFIX) -> None:
         """Record a finished model round that is not the request's answer (a rewrite, a tool round)."""
+        self.pending = None
         if self.enabled:
             self.lines += await self._round_lines(upstream, usage, sku_prefix)
 
@@ -210,6 +215,7 @@ class Meter:
             return []  # a self-hosted install without billing: nothing is metered or recorded
         if self.settled_lines is not None:
             return self.settled_lines
+        self.pending = None
         lines = list(self.lines)
         if upstream is not None and usage is not None:
             lines += await self._round_lines(upstream, usage, skus.CHAT_PREFIX)
@@ -223,6 +229,14 @@ class Meter:
             metadata=self.metadata,
         )
         return self.settled_lines
+
+    async def abandon(self) -> None:
+        """The client left before the answer began: bill the rounds done and the prompt of the round that was
+        running (the upstream read it; what it wrote after is unknown and not billed), then close the hold."""
+        if self.pending is not None and self.enabled:
+            upstream, prompt_tokens, sku_prefix = self.pending
+            await self.add_round(upstream, Usage(prompt_tokens, 0, estimated=True), sku_prefix=sku_prefix)
+        await self.release()
 
     async def release(self) -> None:
         """Nothing was produced: free the hold. Rounds already done (a rewrite, a search) are still billed."""

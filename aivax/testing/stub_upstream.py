@@ -140,7 +140,7 @@ class StubUpstream:
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         budget = (int(cap) if cap else 100_000) - script.reasoning_tokens
         if script.endless:
-            content = " ".join(["word"] * max(budget, 0))
+            content = " ".join(["word"] * (max(budget, 0) + 1))  # always more than allowed: cut at the cap
         pieces = _words(content) if content else []
         if len(pieces) > max(budget, 0):
             pieces = pieces[: max(budget, 0)]

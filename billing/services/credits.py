@@ -15,7 +15,7 @@ from billing import skus
 from billing.models import EntryKind, LedgerEntry
 from billing.money import quantize_money
 from billing.services.accounts import account_apply
-from billing.sql import insert_rows
+from billing.sql import durable, insert_rows
 
 
 def _audit_check(*, staff_user: User | None, reason: str) -> str:
@@ -48,6 +48,7 @@ def credit_grant(*, organization: Organization, amount: Decimal, reason: str, st
         created_by=staff_user,
     )
     with transaction.atomic():
+        durable()
         entry.save()
         account_apply(organization_id=organization.pk, balance_delta=amount)
     return entry
@@ -79,6 +80,7 @@ def entry_reverse(*, entry: LedgerEntry, reason: str, staff_user: User | None) -
         created_at=timezone.now(),
     )
     with transaction.atomic():
+        durable()
         inserted = insert_rows([reversal], returning=("id",))
         if not inserted:
             raise ValidationError("This entry has already been reversed.")
