@@ -190,3 +190,25 @@ class BilledRequest(TenantModel):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class IdempotentRequest(TenantModel):
+    """A request sent with an idempotency key: the first response, kept 24 hours and replayed to retries with the
+    same key and body (gateways.idempotency). One row per (organization, key)."""
+
+    key = models.CharField(max_length=255)
+    body_hash = models.CharField(max_length=64)
+    request_id = models.CharField(max_length=100)
+    done = models.BooleanField(default=False)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    streamed = models.BooleanField(default=False)
+    response = models.BinaryField(null=True, blank=True, help_text="JSON body, or the SSE bytes of a stream")
+    headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="idempotent_request_once")]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created")]
+
+    def __str__(self) -> str:
+        return self.key

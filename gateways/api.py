@@ -12,7 +12,7 @@ from accounts.auth import Principal
 from accounts.models import Organization
 from accounts.public_keys import public_request_body
 from aivax.db import run_db
-from gateways import protocol, selectors, services
+from gateways import idempotency, protocol, selectors, services
 from gateways.chat import Caller, handle_chat
 from gateways.responses.api import router as responses_router
 from gateways.schemas import GatewayIn, GatewayPatch, gateway_out
@@ -30,7 +30,16 @@ async def _chat(request: HttpRequest) -> HttpResponse:
         allowed_gateway_ids=principal.allowed_gateway_ids,
         rate_limits=principal.rate_limits,
     )
-    return await handle_chat(caller, chat_request)
+    body_key = (chat_request.model_extra or {}).get(idempotency.BODY_FIELD)
+    key = idempotency.key_of(request.headers.get(idempotency.HEADER), body_key)
+    if key is None:
+        return await handle_chat(caller, chat_request)
+    return await idempotency.once(
+        organization_id=principal.organization_id,
+        key=key,
+        digest=idempotency.body_hash(chat_request.model_dump(mode="json", exclude_none=True)),
+        run=lambda request_id: handle_chat(caller, chat_request, request_id=request_id),
+    )
 
 
 @router.post("/chat/completions", auth=inference_auth, summary="Create a chat completion (OpenAI-compatible)")

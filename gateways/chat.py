@@ -210,9 +210,11 @@ def _json(body: dict[str, Any], headers: dict[str, str]) -> HttpResponse:
     return response
 
 
-async def handle_chat(caller: Caller, request: ChatCompletionRequest, *, force_usage: bool = False) -> HttpResponse:
+async def handle_chat(
+    caller: Caller, request: ChatCompletionRequest, *, force_usage: bool = False, request_id: str | None = None
+) -> HttpResponse:
     """The OpenAI face of `run_chat`: a JSON completion, or an SSE stream ending in `data: [DONE]`."""
-    result = await run_chat(caller, request, include_usage=request.include_usage or force_usage)
+    result = await run_chat(caller, request, include_usage=request.include_usage or force_usage, request_id=request_id)
     if result.chunks is not None:
         return relay.sse_response(relay.sse_frames(result.chunks), result.headers)
     assert result.completion is not None

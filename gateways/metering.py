@@ -130,14 +130,17 @@ class Meter:
         check)."""
         if not self.enabled:
             return want
+        new = not self.opened
+        # From here on, release/settle must close whatever may be held: a client that leaves while the statement
+        # runs cancels us after PostgreSQL may have committed it.
+        self.opened = True
         held = await billing.ahold(
             organization_id=self.caller.organization_id,
             request_id=self.request_id,
             want=want,
             minimum=want if minimum is None else minimum,
-            new=not self.opened,
+            new=new,
         )
-        self.opened = True
         self.held += held
         return held
 
