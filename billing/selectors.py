@@ -162,3 +162,81 @@ def organization_slugs(*, ids: list[Any]) -> dict[int, str]:
     from accounts.models import Organization
 
     return dict(Organization.objects.filter(pk__in=[i for i in ids if i is not None]).values_list("pk", "slug"))
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One billed request as its tenant sees it: summary, billed lines, tokens (from the lines) and timing."""
+
+    request: BilledRequest
+    lines: list[UsageLine]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """Token counts by kind, read off the inference lines (`<prefix>.in`, `.in.cached`, `.out`, ...)."""
+        counts = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+        for line in self.lines:
+            if not line.sku.startswith("inference."):
+                continue
+            if line.sku.endswith(".in.cached"):
+                counts["cached_tokens"] += line.quantity
+                counts["prompt_tokens"] += line.quantity
+            elif line.sku.endswith(".in"):
+                counts["prompt_tokens"] += line.quantity
+            elif line.sku.endswith(".out.reasoning"):
+                counts["reasoning_tokens"] += line.quantity
+                counts["completion_tokens"] += line.quantity
+            elif line.sku.endswith(".out"):
+                counts["completion_tokens"] += line.quantity
+        return counts
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+def request_list(
+    *,
+    organization_id: int,
+    gateway_id: Any = None,
+    api_key_id: Any = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    metadata_key: str | None = None,
+    metadata_value: str | None = None,
+) -> QuerySet[BilledRequest]:
+    """The organization's billed requests, newest first, filtered by gateway, key, period and a metadata pair."""
+    rows = BilledRequest.objects.for_org(organization_id)
+    if gateway_id is not None:
+        rows = rows.filter(gateway_id=gateway_id)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    if metadata_key is not None:
+        rows = rows.filter(metadata__has_key=metadata_key)
+        if metadata_value is not None:
+            rows = rows.filter(metadata__contains={metadata_key: metadata_value})
+    return rows.order_by("-created_at", "-id")
+
+
+def request_record(*, organization_id: int, request_id: str) -> RequestRecord | None:
+    """One request of the organization (None for another organization's, or an unknown id)."""
+    from billing.models import Reservation
+
+    request = BilledRequest.objects.for_org(organization_id).filter(request_id=request_id).first()
+    if request is None:
+        return None
+    hold = Reservation.objects.for_org(organization_id).filter(request_id=request_id).first()
+    return RequestRecord(
+        request=request,
+        lines=billed_lines(organization_id=organization_id, request_id=request_id),
+        started_at=hold.created_at if hold is not None else None,
+        finished_at=(hold.closed_at if hold is not None else None) or request.created_at,
+    )

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aivax.errors import InvalidRequest
+from billing.money import dumps as money_dumps
 
 SSE_DONE = b"data: [DONE]\n\n"
 SSE_KEEPALIVE = b": keep-alive\n\n"
@@ -25,17 +25,9 @@ SSE_HEADERS = {
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
-def _json_default(value: Any) -> Any:
-    # Decimals with <= 15 significant digits (all our prices and amounts) print as the same decimal text.
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_json_default)
+    """Money (Decimal) as exact JSON numbers with fixed decimals, never through a float (billing.money)."""
+    return money_dumps(value)
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:

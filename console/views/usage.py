@@ -11,7 +11,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect
 
 from accounts.models import Role
-from aivax.tenancy import get_for_org_or_404
 from console import optional
 from console import usage as reads
 from console.context import aresolve, console_view, render_console
@@ -75,14 +74,16 @@ def usage_daily(request: HttpRequest) -> JsonResponse:
 
 @console_view(min_role=Role.BILLING)
 def usage_request(request: HttpRequest, request_id: str) -> HttpResponse:
-    """The billed lines of one request (an htmx partial under its table row)."""
-    from billing.models import BilledRequest
-    from billing.selectors import billed_lines
+    """One request's record (an htmx partial under its table row): billed lines, tokens, timing, metadata."""
+    from django.http import Http404
+
+    from billing.selectors import request_record
 
     org = request.console.organization  # type: ignore[attr-defined]
-    get_for_org_or_404(BilledRequest, org, request_id=request_id)
-    lines = billed_lines(organization_id=org.pk, request_id=request_id)
-    return render_console(request, "console/usage/_lines.html", {"lines": lines})
+    record = request_record(organization_id=org.pk, request_id=request_id)
+    if record is None:
+        raise Http404("No such request")
+    return render_console(request, "console/usage/_lines.html", {"lines": record.lines, "record": record})
 
 
 def _csv_line(values: list[object]) -> str:

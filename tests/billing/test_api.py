@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -36,8 +37,9 @@ def _line(sku: str, quantity: int, unit_price: str) -> UsageLine:
 
 
 def _get(path: str, key: str, **params: str) -> dict:
+    """Money arrives as JSON numbers with fixed decimals: parsed as Decimals, they are exact."""
     response = Client().get(path, params, headers={"Authorization": f"Bearer {key}"})
-    return {"status": response.status_code, **response.json()}
+    return {"status": response.status_code, **json.loads(response.content, parse_float=Decimal)}
 
 
 @pytest.fixture
@@ -58,7 +60,8 @@ def test_balance_is_scoped_to_the_key(usage, api_key, outsider_key) -> None:
         "available": Decimal("9.975"),
         "credit_limit": 0,
     }
-    assert (mine["balance"], mine["reserved"]) == ("9.9750000000", "0.0000000000")  # decimal strings, never floats
+    raw = Client().get("/api/v1/balance", headers={"Authorization": f"Bearer {api_key.raw}"}).content
+    assert b'"balance":9.9750000000,"reserved":0.0000000000' in raw  # exact numbers, fixed decimals, no float
     theirs = _get("/api/v1/balance", outsider_key.raw)
     assert Decimal(theirs["balance"]) == Decimal("2.9")
 
@@ -111,3 +114,41 @@ def test_balance_over_real_http(live_asgi, funded_org, api_key, outsider_key) ->
     assert Decimal(mine.json()["balance"]) == Decimal("10")
     theirs = httpx.get(f"{live_asgi.url}/api/v1/usage", headers={"Authorization": f"Bearer {outsider_key.raw}"})
     assert theirs.status_code == 200 and theirs.json()["data"] == []
+
+
+def test_tenants_read_their_request_records(usage, api_key, outsider_key) -> None:
+    listed = _get("/api/v1/requests", api_key.raw)
+    assert [r["id"] for r in listed["data"]] == ["r2", "r1"] and listed["has_more"] is False
+    one = _get("/api/v1/requests/r1", api_key.raw)
+    assert one["status"] == 200 and one["total"] == Decimal("0.02")
+    assert one["usage"] == {"prompt_tokens": 100, "cached_tokens": 0, "completion_tokens": 10, "reasoning_tokens": 0}
+    assert [(line["sku"], line["amount"]) for line in one["lines"]] == [
+        (skus.CHAT_IN, Decimal("0.01")),
+        (skus.CHAT_OUT, Decimal("0.01")),
+    ]
+    assert sum(line["amount"] for line in one["lines"]) == one["total"]
+    assert _get("/api/v1/requests/o1", api_key.raw)["status"] == 404  # another organization's: not found
+    assert [r["id"] for r in _get("/api/v1/requests", outsider_key.raw)["data"]] == ["o1"]
+
+
+def test_request_list_filters_and_pages(usage, api_key) -> None:
+    by_gateway = _get("/api/v1/requests", api_key.raw, gateway_id=str(GATEWAY))
+    assert [r["id"] for r in by_gateway["data"]] == ["r1"]
+    first = _get("/api/v1/requests", api_key.raw, limit="1")
+    assert [r["id"] for r in first["data"]] == ["r2"] and first["has_more"] is True
+    rest = _get("/api/v1/requests", api_key.raw, limit="1", after="r2")
+    assert [r["id"] for r in rest["data"]] == ["r1"] and rest["has_more"] is False
+    yesterday = str(timezone.now().date() - timedelta(days=1))
+    assert _get("/api/v1/requests", api_key.raw, to=yesterday)["data"] == []
+    assert _get("/api/v1/requests", api_key.raw, after="nope")["status"] == 400
+
+
+def test_request_list_filters_by_metadata(funded_org, api_key) -> None:
+    settle(
+        request_id="m1", organization_id=funded_org.pk, lines=[_line(skus.CHAT_IN, 1, "0.01")], gateway_id=None,
+        api_key_id=None, model="m", metadata={"customer": "acme"},
+    )  # fmt: skip
+    _bill(funded_org, "m2", _line(skus.CHAT_IN, 1, "0.01"))
+    both = _get("/api/v1/requests", api_key.raw, metadata_key="customer", metadata_value="acme")
+    assert [r["id"] for r in both["data"]] == ["m1"] and both["data"][0]["metadata"] == {"customer": "acme"}
+    assert _get("/api/v1/requests", api_key.raw, metadata_key="customer", metadata_value="other")["data"] == []

@@ -57,6 +57,8 @@ def test_balance_totals_and_recent_requests(as_billing: Client, billed, gateway,
 def test_request_lines_partial(as_owner: Client, as_outsider: Client, billed) -> None:
     html = as_owner.get("/console/usage/requests/req_one").content.decode()
     assert "Output tokens" in html and "$0.002" in html
+    assert "200 prompt, 1000 completion" in html  # the drill-down: tokens, metadata
+    assert "Metadata" in html
     assert as_outsider.get("/console/usage/requests/req_one").status_code == 404
 
 
