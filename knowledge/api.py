@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
@@ -14,6 +14,7 @@ from pydantic import Field
 from accounts.api_auth import knowledge_auth, principal_of
 from aivax.db import run_db
 from aivax.errors import InvalidRequest
+from billing.money import dumps as money_dumps
 from knowledge import parsing, selectors, services
 from knowledge.bulk import BulkFormatError, parse_bulk_jsonl
 from knowledge.models import Collection, Document
@@ -307,7 +308,7 @@ class SearchQuery(Schema):
     references: bool = True
 
 
-def _query(organization_id: int, key_id: Any, collection_id: str, params: SearchQuery) -> list[dict[str, Any]]:
+def _query(organization_id: int, key_id: Any, collection_id: str, params: SearchQuery) -> tuple[list[Any], list[Any]]:
     collection = selectors.collection_get(organization=organization_id, collection_id=collection_id)
     result = services.collection_query(
         organization_id=organization_id,
@@ -319,14 +320,19 @@ def _query(organization_id: int, key_id: Any, collection_id: str, params: Search
         use_references=params.references,
         api_key_id=key_id,
     )
-    return [hit.as_api() for hit in result.hits]
+    return [hit.as_api() for hit in result.hits], result.usage_lines
 
 
 @router.get("/collections/{collection_id}/query", summary="Search a collection (hybrid, vector or fulltext)")
-async def query_collection(request: HttpRequest, collection_id: str, params: Query[SearchQuery]) -> JsonResponse:
+async def query_collection(request: HttpRequest, collection_id: str, params: Query[SearchQuery]) -> HttpResponse:
     # Async, with the work on the shared pool: a search (query embedding + SQL) never queues behind other
     # requests' sync work on Django's single sync thread.
     principal = principal_of(request)
-    await quotas.admit_search(principal)
-    hits = await run_db(_query, principal.organization_id, principal.key_id, collection_id, params)
-    return _envelope(hits, f"{len(hits)} results ({params.mode}).")
+    hits, lines = await run_db(_query, principal.organization_id, principal.key_id, collection_id, params)
+    # What the search cost, as the ledger holds it (money as exact numbers, like every response: billing.money).
+    body = {
+        "message": f"{len(hits)} results ({params.mode}).",
+        "data": hits,
+        "generation_context": {"generated_usage": [line.as_dict() for line in lines]},
+    }
+    return HttpResponse(money_dumps(body), content_type="application/json")

@@ -93,6 +93,7 @@ class SearchResult:
     hits: list[SearchHit]
     query_tokens: int  # what the search is billed by
     mode: str
+    usage_lines: list[Any] = field(default_factory=list)  # the billed lines (UsageLine), when the caller billed it
 
 
 def _vector_literal(vector: list[float]) -> str:

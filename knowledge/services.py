@@ -530,7 +530,7 @@ def collection_query(
     )
     if not billed:
         return result
-    charge(
+    result.usage_lines = charge(
         organization_id=organization_id,
         request_id=f"search-{uuid.uuid4().hex}",
         lines=[search_usage_line(result.query_tokens)],

@@ -160,6 +160,11 @@ def test_query_is_billed_per_search_and_refused_without_balance(api: Api, funded
         assert status == 200, body
         assert body["data"][0]["documentName"] == "a"
         assert set(body["data"][0]) >= {"documentId", "documentName", "documentContent", "score", "referencedDocuments"}
+        # The response names its cost, equal to the ledger row.
+        (line,) = body["generation_context"]["generated_usage"]
+        assert line["sku"] == "knowledge.search"
+        row = LedgerEntry.objects.for_org(funded_org).filter(sku="knowledge.search").order_by("-created_at").first()
+        assert (line["quantity"], str(line["amount"])) == (row.quantity, str(float(row.amount)))
     searches = LedgerEntry.objects.for_org(funded_org).filter(sku="knowledge.search")
     assert searches.count() == 3 and all(s.quantity > 0 for s in searches)
     status, body = api.get(f"/collections/{collection.pk}/query", {"term": "moon", "mode": "sideways"})
