@@ -103,6 +103,10 @@ class ApiKey(TenantModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    monthly_budget = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True,
+        help_text="USD this key may spend per calendar month (UTC); empty: no cap",
+    )  # fmt: skip
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 

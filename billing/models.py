@@ -88,6 +88,9 @@ class Reservation(TenantModel):
 
     request_id = models.CharField(max_length=100, unique=True)
     amount = money_field()
+    # Who the hold counts against, for monthly budgets (billing.services.holds).
+    api_key_id = models.UUIDField(null=True, blank=True)
+    gateway_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.HELD)
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +98,7 @@ class Reservation(TenantModel):
     class Meta:
         indexes = [
             models.Index(fields=["created_at"], condition=Q(status="held"), name="reservation_held_created"),
+            models.Index(fields=["organization"], condition=Q(status="held"), name="reservation_held_org"),
         ]
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="reservation_amount_gte_0")]
 
@@ -186,7 +190,12 @@ class BilledRequest(TenantModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "-created_at"], name="billed_request_org_recent")]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="billed_request_org_recent"),
+            # A key's or a gateway's spend this month (monthly budgets).
+            models.Index(fields=["api_key_id", "created_at"], name="billed_request_key_month"),
+            models.Index(fields=["gateway_id", "created_at"], name="billed_request_gateway_month"),
+        ]
 
     def __str__(self) -> str:
         return self.request_id

@@ -240,3 +240,19 @@ def request_record(*, organization_id: int, request_id: str) -> RequestRecord | 
         started_at=hold.created_at if hold is not None else None,
         finished_at=(hold.closed_at if hold is not None else None) or request.created_at,
     )
+
+
+def month_spend(*, organization_id: int, by: str) -> dict[Any, Decimal]:
+    """What each API key (`by="api_key"`) or gateway (`by="gateway"`) of the organization spent this calendar month
+    (UTC): the figure its monthly budget is checked against (billing.services.holds), without the holds."""
+    from billing.services.holds import month_start
+
+    column = {"api_key": "api_key_id", "gateway": "gateway_id"}[by]
+    rows = (
+        BilledRequest.objects.for_org(organization_id)
+        .filter(created_at__gte=month_start())
+        .exclude(**{f"{column}__isnull": True})
+        .values(column)
+        .annotate(total=Sum("total"))
+    )
+    return {row[column]: row["total"] or ZERO for row in rows}

@@ -157,27 +157,36 @@ def settle_rows(*, entries: Sequence[models.Model], request: BilledRequest) -> t
     return int(row[0]), row[1]
 
 
-_HOLD_NEW = """
+_UNBUDGETED = """
+      AND NOT EXISTS (SELECT 1 FROM accounts_apikey WHERE id = {key} AND monthly_budget IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM gateways_gateway WHERE id = {gateway} AND monthly_budget IS NOT NULL)"""
+
+_HOLD_NEW = (
+    """
 WITH account AS (
     SELECT organization_id, LEAST(%(want)s, balance - reserved + credit_limit) AS hold
     FROM billing_billingaccount
     WHERE organization_id = %(org)s
       AND balance - reserved + credit_limit >= %(minimum)s AND balance - reserved + credit_limit > 0
-      AND NOT EXISTS (SELECT 1 FROM billing_reservation WHERE request_id = %(request_id)s)
+      AND NOT EXISTS (SELECT 1 FROM billing_reservation WHERE request_id = %(request_id)s)"""
+    + _UNBUDGETED.format(key="%(api_key_id)s", gateway="%(gateway_id)s")
+    + """
     FOR UPDATE
 ), held AS (
     UPDATE billing_billingaccount AS a SET reserved = a.reserved + account.hold
     FROM account WHERE a.organization_id = account.organization_id
     RETURNING account.hold
 )
-INSERT INTO billing_reservation (organization_id, request_id, amount, status, created_at)
-SELECT %(org)s, %(request_id)s, hold, 'held', %(at)s FROM held
+INSERT INTO billing_reservation (organization_id, request_id, amount, api_key_id, gateway_id, status, created_at)
+SELECT %(org)s, %(request_id)s, hold, %(api_key_id)s, %(gateway_id)s, 'held', %(at)s FROM held
 RETURNING amount
 """
+)
 
-_HOLD_MORE = """
+_HOLD_MORE = (
+    """
 WITH claimed AS (
-    SELECT id FROM billing_reservation
+    SELECT id, api_key_id, gateway_id FROM billing_reservation
     WHERE request_id = %(request_id)s AND organization_id = %(org)s AND status = 'held'
     FOR UPDATE
 ), account AS (
@@ -185,7 +194,9 @@ WITH claimed AS (
     FROM billing_billingaccount
     WHERE organization_id = %(org)s
       AND balance - reserved + credit_limit >= %(minimum)s AND balance - reserved + credit_limit > 0
-      AND EXISTS (SELECT 1 FROM claimed)
+      AND EXISTS (SELECT 1 FROM claimed)"""
+    + _UNBUDGETED.format(key="(SELECT api_key_id FROM claimed)", gateway="(SELECT gateway_id FROM claimed)")
+    + """
     FOR UPDATE
 ), held AS (
     UPDATE billing_billingaccount AS a SET reserved = a.reserved + account.hold
@@ -196,10 +207,19 @@ UPDATE billing_reservation AS r SET amount = r.amount + held.hold
 FROM held WHERE r.id IN (SELECT id FROM claimed)
 RETURNING held.hold
 """
+)
 
 
 def hold_statement(
-    *, organization_id: int, request_id: str, want: Decimal, minimum: Decimal, at: datetime, new: bool
+    *,
+    organization_id: int,
+    request_id: str,
+    want: Decimal,
+    minimum: Decimal,
+    at: datetime,
+    new: bool,
+    api_key_id: Any = None,
+    gateway_id: Any = None,
 ) -> Statement:
     """Hold as much of `want` as the organization can pay above its floor, but at least `minimum`; returns the
     amount held, or no row when even `minimum` does not fit (or, at the floor, when anything is asked at all).
@@ -210,8 +230,19 @@ def hold_statement(
 
     The account row is read `FOR UPDATE`: a concurrent hold commits first and this statement then reads the new
     row, so the amount held is computed from the balance it is taken from (no check-then-debit race).
+
+    Only for requests without a monthly budget (on their key or gateway): a budgeted hold returns no row here and
+    is taken by `billing.services.holds` in a transaction that locks the account first (see there).
     """
-    params = {"org": organization_id, "request_id": request_id, "want": want, "minimum": minimum, "at": at}
+    params = {
+        "org": organization_id,
+        "request_id": request_id,
+        "want": want,
+        "minimum": minimum,
+        "at": at,
+        "api_key_id": api_key_id,
+        "gateway_id": gateway_id,
+    }
     return (_HOLD_NEW if new else _HOLD_MORE), params
 
 

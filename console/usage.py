@@ -80,3 +80,15 @@ def account_for(*, organization_id: int) -> Any | None:
     from billing.selectors import account_get
 
     return account_get(organization_id=organization_id)
+
+
+def with_month_spend(objects: Any, organization: Any, by: str) -> list[Any]:
+    """`objects` (API keys or gateways) as a list, each with `month_spend`: its spend this month (UTC), shown
+    beside its monthly budget."""
+    from billing.selectors import month_spend
+
+    spend = month_spend(organization_id=organization.pk, by=by)
+    items = list(objects)
+    for item in items:
+        item.month_spend = spend.get(item.pk, Decimal(0))
+    return items

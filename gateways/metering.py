@@ -140,6 +140,8 @@ class Meter:
             want=want,
             minimum=want if minimum is None else minimum,
             new=new,
+            api_key_id=self.caller.key_id,
+            gateway_id=UUID(self.gateway_id),
         )
         self.held += held
         return held

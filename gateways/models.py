@@ -113,6 +113,10 @@ class Gateway(TenantModel):
     byo_endpoint = models.ForeignKey(ByoEndpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # Catalog models tried in order when the primary one fails before the first byte.
     fallback_model_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    monthly_budget = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True,
+        help_text="USD this gateway may spend per calendar month (UTC); empty: no cap",
+    )  # fmt: skip
 
     system_instruction = models.TextField(blank=True, default="")
     user_prompt_template = models.TextField(blank=True, default="", help_text="Must contain {prompt} when set")

@@ -13,6 +13,7 @@ from aivax.tenancy import get_for_org_or_404
 from console import selectors, snippets
 from console.context import console_view, render_console
 from console.forms import ByoEndpointForm, GatewayForm, attach_error
+from console.usage import with_month_spend
 from gateways.models import ByoEndpoint, Gateway
 from gateways.services import (
     byo_endpoint_create,
@@ -30,7 +31,7 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
         request,
         "console/gateways/list.html",
         {
-            "gateways": selectors.gateway_list(organization=org),
+            "gateways": with_month_spend(selectors.gateway_list(organization=org), org, "gateway"),
             "endpoints": selectors.byo_endpoint_list(organization=org),
         },
     )

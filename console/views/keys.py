@@ -13,6 +13,7 @@ from accounts.services import api_key_create, api_key_revoke
 from aivax.errors import InvalidRequest
 from console.context import console_view, render_console
 from console.forms import ApiKeyForm, attach_error
+from console.usage import with_month_spend
 
 
 def _page(request: HttpRequest, form: ApiKeyForm, created: object = None, status: int = 200) -> HttpResponse:
@@ -20,7 +21,7 @@ def _page(request: HttpRequest, form: ApiKeyForm, created: object = None, status
     response = render_console(
         request,
         "console/keys/list.html",
-        {"keys": api_key_list(organization=org), "form": form, "created": created},
+        {"keys": with_month_spend(api_key_list(organization=org), org, "api_key"), "form": form, "created": created},
         status=status,
     )
     if created is not None:

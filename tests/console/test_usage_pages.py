@@ -124,3 +124,13 @@ def test_no_balance_is_announced(as_owner: Client, org, gateway) -> None:
     fund(org, "1")
     for url in ("/console/", f"/console/gateways/{gateway.pk}/playground"):
         assert "has no balance left" not in as_owner.get(url).content.decode(), url
+
+
+def test_spend_this_month_beside_each_key_and_gateway(as_owner: Client, billed, gateway, api_key) -> None:
+    from accounts.models import ApiKey
+
+    ApiKey.unscoped.filter(pk=api_key.key.pk).update(monthly_budget=Decimal("5"))
+    keys = as_owner.get("/console/keys/").content.decode()
+    assert '<td class="num month-spend">$0.00205 <span class="muted small">of $5.00</span></td>' in keys
+    gateways = as_owner.get("/console/gateways/").content.decode()
+    assert '<td class="num month-spend">$0.0031</td>' in gateways  # both requests went through it; no budget
