@@ -128,7 +128,7 @@ async def run_chat(
         headers["Server-Timing"] = timer.header()
         stream = relay.StreamRelay(
             upstream=upstream,
-            source=source if source is not None else relay.completion_events(data or {}),
+            source=source if source is not None else relay.completion_events(data or {}, grounding),
             meter=meter,
             grounding=grounding,
             prompt_tokens=prepared.prompt_token_estimate,

@@ -29,7 +29,7 @@ from django.http import StreamingHttpResponse
 from aivax.errors import ApiError, ServerError, UpstreamError, UpstreamTimeout
 from billing.pricing import UsageLine
 from gateways import protocol
-from gateways.grounding import Grounding
+from gateways.grounding import Grounding, is_search_tool_call
 from gateways.metering import Meter, Usage
 from gateways.upstream import Upstream, UpstreamFailure
 
@@ -105,14 +105,17 @@ async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIt
                 await aclose()
 
 
-async def completion_events(data: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def completion_events(data: dict[str, Any], grounding: Grounding) -> AsyncIterator[dict[str, Any]]:
     """A finished upstream answer (server-side tool rounds run non-streaming) as the events a live stream of it
-    would have sent, usage included, so it takes the one relay path."""
+    would have sent, usage included, so it takes the one relay path. Our own search tool's calls stay inside."""
     choice = (data.get("choices") or [{}])[0] or {}
     message = choice.get("message") or {}
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-    if message.get("tool_calls"):
-        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+    calls = [call for call in message.get("tool_calls") or [] if not is_search_tool_call(call)]
+    if calls:
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+    if grounding.annotations:
+        delta["annotations"] = grounding.annotations
     yield {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
     yield {"choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason")}]}
     if data.get("usage"):
