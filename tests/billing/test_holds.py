@@ -96,3 +96,44 @@ def test_settle_is_still_exactly_once_after_a_grown_hold(cent) -> None:  # type:
             metadata=None,
         )  # fmt: skip
     assert _account(cent) == (Decimal("0.009"), Decimal(0))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_100_concurrent_budgeted_holds_never_pass_the_budget(org, api_key) -> None:  # type: ignore[no-untyped-def]
+    """A key budget under 100 requests, 40 at a time (threads, each its own connection: the embedded server's
+    connection limit): what is held and then spent never adds up to more than the budget, and the balance is
+    untouched by the refused ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import close_old_connections
+
+    from accounts.models import ApiKey
+    from billing.pricing import UsageLine
+
+    credit_grant(organization=org, amount=Decimal("10"), reason="test", staff_user=None)
+    budget = Decimal("0.05")
+    ApiKey.unscoped.filter(pk=api_key.key.pk).update(monthly_budget=budget)
+
+    def one(i: int) -> str:
+        try:
+            held = hold(
+                organization_id=org.pk, request_id=f"b{i}", want=Decimal("0.003"), minimum=Decimal("0.001"),
+                new=True, api_key_id=api_key.key.pk,
+            )  # fmt: skip
+            line = UsageLine("inference.chat_completions.out", 1, held, held, "all of it")
+            settle(
+                request_id=f"b{i}", organization_id=org.pk, lines=[line], gateway_id=None,
+                api_key_id=api_key.key.pk, model="m", metadata=None,
+            )  # fmt: skip
+            return "ok"
+        except InsufficientBalance as error:
+            return error.code or ""
+        finally:
+            close_old_connections()
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        outcomes = list(pool.map(one, range(100)))
+    spent = sum((r.total for r in BilledRequest.unscoped.filter(api_key_id=api_key.key.pk)), Decimal(0))
+    assert spent <= budget and spent >= budget - Decimal("0.001")  # filled up to less than one minimum
+    assert set(outcomes) == {"ok", "budget_exceeded"}
+    assert _account(org) == (Decimal("10") - spent, Decimal(0))

@@ -63,13 +63,13 @@ def test_a_gateway_budget_is_named_when_it_refuses(live_asgi, api_key, gateway, 
     assert stub.app.requests_for(upstream_model) == []
 
 
-def test_a_budget_is_never_exceeded_under_100_concurrent_requests(live_asgi, api_key, gateway, stub, upstream_model):
+def test_a_budget_is_never_exceeded_by_concurrent_requests(live_asgi, api_key, gateway, stub, upstream_model):
     budget = Decimal("0.002")
     ApiKey.unscoped.filter(pk=api_key.key.pk).update(monthly_budget=budget)
     stub.app.script(upstream_model, content=" ".join(["word"] * 40))
-    # 100 requests, 32 at a time: a burst of 100 at once still trips the Redis pool of API-key authentication
+    # 100 requests, 16 at a time: a burst at once still trips the Redis pool of API-key authentication
     # (issue 10, fixed separately), which is not what this test is about.
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda i: _ask(live_asgi, api_key.raw, gateway.slug, f"q{i}"), range(100)))
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 402} and statuses.count(200) >= 5 and 402 in statuses
