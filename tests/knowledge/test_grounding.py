@@ -12,6 +12,7 @@ import pytest
 from billing import skus
 from billing.models import Price
 from billing.pricing import invalidate_price_cache
+from gateways.caller import Caller
 from gateways.grounding import (
     SEARCH_TOOL_NAME,
     aground,
@@ -19,7 +20,6 @@ from gateways.grounding import (
     arun_search_tool_calls,
     render_documents,
 )
-from gateways.caller import Caller
 from gateways.metering import Meter
 from gateways.protocol import parse_chat_request
 from gateways.resolve import build_config
