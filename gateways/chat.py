@@ -35,7 +35,7 @@ from gateways.protocol import ChatCompletionRequest
 from gateways.resolve import GatewayConfig, aresolve_gateway
 from gateways.upstream import Upstream, UpstreamFailure, iter_sse_chunks, open_with_retries, read_json
 from quotas import gate as quotas
-from quotas.policy import Limits
+from quotas.gate import Admission
 
 __all__ = ["Caller", "ChatResult", "console_chat_stream", "handle_chat", "run_chat"]
 
@@ -75,30 +75,26 @@ def _info_headers(config: GatewayConfig, prepared: PreparedCall, request_id: str
     return headers
 
 
-async def _gate(caller: Caller, request: ChatCompletionRequest) -> GatewayConfig:
+async def _gate(caller: Caller, request: ChatCompletionRequest, request_id: str) -> tuple[GatewayConfig, Admission]:
     config = await aresolve_gateway(caller.organization_id, request.model)
     if not caller.may_use(config.id):
         raise PermissionDenied("This API key is not allowed to use this gateway.", code="gateway_not_allowed")
     if not config.is_active:
         raise PermissionDenied("This gateway is disabled.", code="gateway_inactive")
-    if caller.key_id is not None:
-        await check_rate_limit(str(caller.key_id))
-    return config
+    # Rate limits before any work (grounding, query rewrites) and any hold: a 429 costs and bills nothing.
+    admission = await quotas.admit_inference(caller, messages=request.messages, request_id=request_id)
+    return config, admission
 
 
 async def run_chat(
     caller: Caller, request: ChatCompletionRequest, *, include_usage: bool, request_id: str | None = None
 ) -> ChatResult:
     timer = PhaseTimer()
-    config = await _gate(caller, request)
+    request_id = request_id or protocol.new_completion_id()
+    config, admission = await _gate(caller, request, request_id)
     timer.mark("resolve")
     upstreams = [ref.upstream() for ref in config.upstreams]  # keys decrypted once, here
-    meter = Meter(
-        caller=caller,
-        request_id=request_id or protocol.new_completion_id(),
-        gateway_id=config.id,
-        metadata=request.metadata,
-    )
+    meter = Meter(caller=caller, request_id=request_id, gateway_id=config.id, metadata=request.metadata)
     try:
         if config.knowledge_collection_id:
             await meter.admit()  # grounding costs money: refuse an exhausted balance before doing it
@@ -124,6 +120,7 @@ async def run_chat(
         raise
     timer.mark("upstream")
     headers = _info_headers(config, prepared, meter.request_id)
+    headers.update(admission.headers())  # OpenAI's x-ratelimit-* headers
     if request.stream:
         headers["Server-Timing"] = timer.header()
         stream = relay.StreamRelay(

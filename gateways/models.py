@@ -28,6 +28,7 @@ class CatalogModel(models.Model):
     upstream_model = models.CharField(max_length=200)
     api_key = EncryptedTextField(blank=True, default="", help_text="Stored encrypted")
     context_window = models.PositiveIntegerField(default=8192)
+    wire_api = models.CharField(max_length=20, choices=WireApi.choices, default=WireApi.CHAT_COMPLETIONS)
     output_limit_param = models.CharField(
         max_length=32,
         choices=[("max_completion_tokens", "max_completion_tokens"), ("max_tokens", "max_tokens")],

@@ -32,6 +32,7 @@ from gateways import protocol
 from gateways.grounding import Grounding, is_search_tool_call
 from gateways.metering import Meter, Usage
 from gateways.upstream import Upstream, UpstreamFailure
+from quotas import gate as quotas
 
 logger = logging.getLogger(__name__)
 _background: set[asyncio.Task[Any]] = set()
@@ -66,6 +67,8 @@ def in_background(work: Awaitable[Any]) -> asyncio.Future[Any]:
 
 async def settle_safely(meter: Meter, upstream: Upstream | None, usage: Usage | None) -> list[UsageLine]:
     """Settle in its own task: a client that goes away mid-settlement must not cancel the ledger write."""
+    if usage is not None:  # the token rate limits count the real total, not the admission's estimate
+        await quotas.record_tokens(meter.request_id, usage.prompt_tokens + usage.completion_tokens)
     task = in_background(meter.settle(upstream, usage))
     try:
         return await asyncio.shield(task)

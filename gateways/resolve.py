@@ -30,6 +30,7 @@ class UpstreamRef:
     tenant_owned: bool
     catalog_model_id: str | None
     context_window: int
+    wire_api: str = "chat_completions"
     output_limit_param: str = "max_completion_tokens"
 
     def upstream(self) -> Upstream:
@@ -41,6 +42,7 @@ class UpstreamRef:
             tenant_owned=self.tenant_owned,
             catalog_model_id=uuid.UUID(self.catalog_model_id) if self.catalog_model_id else None,
             context_window=self.context_window,
+            wire_api=self.wire_api,
             output_limit_param=self.output_limit_param,
         )
 
@@ -106,6 +108,7 @@ def _catalog_ref(model: CatalogModel) -> UpstreamRef:
         tenant_owned=False,
         catalog_model_id=str(model.pk),
         context_window=model.context_window,
+        wire_api=model.wire_api,
         output_limit_param=model.output_limit_param,
     )
 
@@ -121,6 +124,7 @@ def build_config(gateway: Gateway) -> GatewayConfig:
             tenant_owned=True,
             catalog_model_id=None,
             context_window=endpoint.context_window,
+            wire_api=endpoint.wire_api,
             output_limit_param="max_tokens",  # self-hosted servers (llama.cpp, vLLM, Ollama) all read max_tokens
         )
     else:

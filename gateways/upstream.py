@@ -35,6 +35,7 @@ class Upstream:
     tenant_owned: bool  # a tenant's own endpoint: guarded client, no inference billing
     catalog_model_id: UUID | None
     context_window: int
+    wire_api: str = "chat_completions"  # or "responses": the upstream speaks OpenAI's Responses API natively
     # The name this upstream reads the answer's cap under: OpenAI's `max_completion_tokens` (its reasoning models
     # refuse `max_tokens`), or `max_tokens` for servers that know only that.
     output_limit_param: str = "max_completion_tokens"
@@ -125,9 +126,10 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     body = {**payload, "model": upstream.model, "stream": stream}
     if upstream.output_limit_param != "max_completion_tokens" and "max_completion_tokens" in body:
         body[upstream.output_limit_param] = body.pop("max_completion_tokens")
-    request = client.build_request(
-        "POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers, timeout=_timeout()
-    )
+    path = "/chat/completions"
+    if upstream.wire_api == "responses":
+        path, body = "/responses", wire.responses_body(body)
+    request = client.build_request("POST", f"{upstream.base_url}{path}", json=body, headers=headers, timeout=_timeout())
     try:
         response = await client.send(request, stream=True)
     except httpx.ConnectError as exc:

@@ -328,6 +328,7 @@ async def query_collection(request: HttpRequest, collection_id: str, params: Que
     # Async, with the work on the shared pool: a search (query embedding + SQL) never queues behind other
     # requests' sync work on Django's single sync thread.
     principal = principal_of(request)
+    await quotas.admit_search(principal)
     hits, lines = await run_db(_query, principal.organization_id, principal.key_id, collection_id, params)
     # What the search cost, as the ledger holds it (money as exact numbers, like every response: billing.money).
     body = {

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_apikey_monthly_budget'),
+        ('accounts', '0003_apikey_monthly_budget'),
         ('billing', '0003_idempotent_request'),
     ]
 

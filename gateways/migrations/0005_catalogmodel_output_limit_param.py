@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateways', '0002_gateway_knowledge_collection'),
+        ('gateways', '0004_upstream_wire_api'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateways', '0003_catalogmodel_output_limit_param'),
+        ('gateways', '0005_catalogmodel_output_limit_param'),
     ]
 
     operations = [
