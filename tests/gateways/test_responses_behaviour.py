@@ -64,7 +64,7 @@ def test_override_policy_applies_and_reports_responses_names(live_asgi, api_key,
     response = _post(live_asgi, api_key.raw, {"model": locked.slug, "input": "x", "max_output_tokens": 500})
     assert response.status_code == 200
     assert response.headers["x-aivax-ignored-params"] == "max_output_tokens"
-    assert stub.app.requests_for(catalog_model.upstream_model)[-1]["max_tokens"] == 33
+    assert stub.app.requests_for(catalog_model.upstream_model)[-1]["max_completion_tokens"] == 33
 
 
 def test_malformed_bodies_are_400(live_asgi, api_key, gateway):

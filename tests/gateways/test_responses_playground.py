@@ -26,7 +26,7 @@ def test_playground_speaks_responses_when_switched(live_asgi, owner, gateway, st
     assert final["type"] == "response.completed" and final["response"]["store"] is False
     assert final["response"]["usage"]["output_tokens"] == 3
     assert final["response"]["generation_context"]["generated_usage"]
-    assert stub.app.requests_for(upstream_model)[-1]["max_tokens"] == 40
+    assert stub.app.requests_for(upstream_model)[-1]["max_completion_tokens"] == 40
 
 
 def test_playground_responses_errors_are_error_objects(live_asgi, owner, gateway) -> None:

@@ -84,7 +84,7 @@ def test_json_schema_output(client, gateway, stub, upstream_model) -> None:
         "type": "json_schema",
         "json_schema": {"name": "city", "schema": schema, "strict": True},
     }
-    assert (sent["max_tokens"], sent["temperature"]) == (50, 0.2)
+    assert (sent["max_completion_tokens"], sent["temperature"]) == (50, 0.2)
     parsed = client.responses.parse(model=gateway.slug, input="Where?", text_format=City)
     assert parsed.output_parsed == City(city="Paris", country="France")
 
