@@ -11,6 +11,7 @@ from uuid import UUID
 from django.conf import settings
 
 from aivax import tokens
+from aivax.metrics import record_billed
 from billing import pricing
 from billing import services as billing
 from billing.money import quantize_money
@@ -106,7 +107,7 @@ class Meter:
             estimated=usage.estimated,
             byo=upstream.tenant_owned,
         )
-        return await billing.asettle(
+        settled = await billing.asettle(
             request_id=self.request_id,
             organization_id=self.organization_id,
             lines=merge_lines(lines),
@@ -115,6 +116,7 @@ class Meter:
             model=upstream.display_name,
             metadata=self.metadata,
         )
+        return record_billed(settled)
 
     async def release(self) -> None:
         if self.reserved:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aivax import env
+from aivax import env, log
 
 BASE_DIR = env.BASE_DIR
 
@@ -140,18 +140,12 @@ UPSTREAM_TOTAL_TIMEOUT = float(env.env_str("UPSTREAM_TOTAL_TIMEOUT", "600"))
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])
 OUTBOUND_ALLOW_PRIVATE = env.env_bool("OUTBOUND_ALLOW_PRIVATE", True)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
-    },
-}
+# JSON lines with the request id on every line (aivax/log.py); LOG_FORMAT=console for people reading a terminal.
+LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=env.env_str("LOG_LEVEL", "INFO"))
+
+# /metrics (aivax/observability.py) answers a bearer METRICS_TOKEN or a client inside METRICS_ALLOWED_NETWORKS.
+METRICS_TOKEN = env.env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env.env_list("METRICS_ALLOWED_NETWORKS", [])
 
 # Metering and the ledger. Off: nothing is reserved, billed or recorded (a self-hosted install without billing).
 BILLING_ENABLED = env.env_bool("BILLING_ENABLED", True)
