@@ -17,7 +17,8 @@ warm_up()
 
 
 async def _route(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
-    if scope["type"] == "http" and scope["path"].startswith("/api/"):
+    # The staff API (DRF) wants sessions and CSRF for the browser: it takes the full middleware stack.
+    if scope["type"] == "http" and scope["path"].startswith("/api/") and not scope["path"].startswith("/api/staff/"):
         await api_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)

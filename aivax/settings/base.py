@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "aivax",
     "accounts",
     "gateways",
@@ -146,6 +149,24 @@ LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=e
 # /metrics (aivax/observability.py) answers a bearer METRICS_TOKEN or a client inside METRICS_ALLOWED_NETWORKS.
 METRICS_TOKEN = env.env_str("METRICS_TOKEN")
 METRICS_ALLOWED_NETWORKS = env.env_list("METRICS_ALLOWED_NETWORKS", [])
+
+# The staff REST API (billing/staff_api/, at /api/staff/): tokens for scripts, sessions in the browser.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["billing.staff_api.permissions.IsBillingStaff"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aivax staff billing API",
+    "DESCRIPTION": "Organizations, balances, the ledger, billed requests, statements, credits and reversals.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["billing.staff_api.permissions.IsBillingStaff"],
+}
 
 # Metering and the ledger. Off: nothing is reserved, billed or recorded (a self-hosted install without billing).
 BILLING_ENABLED = env.env_bool("BILLING_ENABLED", True)

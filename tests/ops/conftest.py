@@ -1,3 +1,4 @@
-"""Ops tests reuse the inference fixtures (stub upstream, priced catalog model, funded gateway)."""
+"""Ops tests reuse the inference fixtures (stub upstream, priced catalog model, funded gateway) and billing staff."""
 
+from tests.billing.conftest import billing_staff, funded_org  # noqa: F401
 from tests.gateways.conftest import catalog_model, funded, gateway, stub, upstream_model  # noqa: F401
