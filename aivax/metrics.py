@@ -127,7 +127,7 @@ def record_task(task: str, outcome: str) -> None:
 
 
 def connect_celery() -> None:
-    from celery.signals import task_failure, task_retry, task_success
+    from celery.signals import task_failure, task_retry, task_success, worker_ready
 
     def _name(sender: Any) -> str:
         return str(getattr(sender, "name", None) or sender or "unknown")
@@ -141,9 +141,27 @@ def connect_celery() -> None:
     def _retry(sender: Any = None, request: Any = None, **_kw: Any) -> None:
         record_task(str(getattr(request, "task", None) or _name(sender)), "retry")
 
+    worker_ready.connect(_serve_worker_metrics, weak=False, dispatch_uid="aivax.metrics.worker_ready")
     task_success.connect(_success, weak=False, dispatch_uid="aivax.metrics.success")
     task_failure.connect(_failure, weak=False, dispatch_uid="aivax.metrics.failure")
     task_retry.connect(_retry, weak=False, dispatch_uid="aivax.metrics.retry")
+
+
+def _serve_worker_metrics(**_kwargs: Any) -> None:
+    """A Celery worker has no web server: with CELERY_METRICS_PORT set, its main process serves the metrics of
+    its pool processes on that port (inside the deployment's private network; no token there)."""
+    port = os.environ.get("CELERY_METRICS_PORT")
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    registry = REGISTRY
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    start_http_server(int(port), addr=os.environ.get("CELERY_METRICS_ADDR", "0.0.0.0"), registry=registry)
 
 
 # Exposition ----------------------------------------------------------------------------------------------------
