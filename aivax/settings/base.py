@@ -74,6 +74,8 @@ DATABASES = {"default": env.parse_database_url(env.database_url())}
 # Persistent connections: async views run ORM calls on a thread pool whose threads keep a connection each.
 DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind PgBouncer in transaction mode server-side cursors break (docs/scaling.md).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
