@@ -6,8 +6,9 @@ class AivaxConfig(AppConfig):
     verbose_name = "aivax platform"
 
     def ready(self) -> None:
-        from aivax import log, metrics
+        from aivax import log, metrics, tracing
 
         log.configure()
+        tracing.configure()
         log.connect_celery()
         metrics.connect_celery()

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from aivax import log, metrics
+from aivax import log, metrics, tracing
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -110,15 +110,15 @@ class RequestObserver:
                 seen["first_chunk"] = time.perf_counter() - started
             await send(message)
 
-        with log.request_scope(request_id) as state:
+        with log.request_scope(request_id) as state, tracing.request_span(scope) as span:
             try:
                 await self.app(scope, receive, observed_send)
             finally:
                 if seen["stream"]:
                     metrics.OPEN_STREAMS.dec()
-                self._finish(scope, state, seen, time.perf_counter() - started)
+                self._finish(scope, state, seen, time.perf_counter() - started, span)
 
-    def _finish(self, scope: Scope, state: dict[str, Any], seen: dict[str, Any], seconds: float) -> None:
+    def _finish(self, scope: Scope, state: dict[str, Any], seen: dict[str, Any], seconds: float, span: Any) -> None:
         path = scope["path"]
         endpoint = endpoint_of(path)
         phases = parse_server_timing(seen["timing"]) if seen["timing"] else []
@@ -133,6 +133,7 @@ class RequestObserver:
             first_chunk=first_chunk,
         )
         metrics.record_phases(phases)
+        tracing.finish_request(span, endpoint=endpoint, status=seen["status"], fields=state)
         fields: dict[str, Any] = {
             "method": scope.get("method"),
             "path": path,

@@ -38,7 +38,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aivax import tokens
+from aivax import tokens, tracing
 from aivax.errors import NotFound
 from billing import skus
 from billing.pricing import aprice_chat_completion
@@ -236,6 +236,7 @@ async def _search(config: GatewayConfig, query: str, meter: Meter) -> list[Searc
     return result.hits
 
 
+@tracing.traced("aivax.grounding")
 async def aground(config: GatewayConfig, request: ChatCompletionRequest, meter: Meter) -> Grounding:
     if not config.knowledge_collection_id:
         return Grounding()

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from aivax import tokens
+from aivax import tokens, tracing
 from aivax.metrics import record_billed
 from billing import pricing
 from billing import services as billing
@@ -80,6 +80,7 @@ class Meter:
     extra_lines: list[UsageLine] = field(default_factory=list)
     reserved: bool = False
 
+    @tracing.traced("billing.reserve")
     async def reserve(self, upstream: Upstream, *, prompt_tokens: int, max_completion_tokens: int) -> None:
         if not settings.BILLING_ENABLED:
             return
@@ -94,6 +95,7 @@ class Meter:
         await billing.areserve(organization_id=self.organization_id, request_id=self.request_id, amount=amount)
         self.reserved = True
 
+    @tracing.settle_span
     async def settle(self, upstream: Upstream, usage: Usage) -> list[UsageLine]:
         if not settings.BILLING_ENABLED:
             return []  # a self-hosted install without billing: nothing is metered or recorded

@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 from django.conf import settings
 
-from aivax import log, metrics
+from aivax import log, metrics, tracing
 from gateways.outbound import BlockedAddress, GuardedNetworkBackend
 from gateways.responses import wire
 
@@ -116,6 +116,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 @metrics.time_upstream_call
+@tracing.upstream_call
 async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
     """Send one request; return the response once its status is 2xx (body unread when streaming)."""
     client = client_for(upstream.tenant_owned)
