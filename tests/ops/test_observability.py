@@ -205,3 +205,29 @@ def test_celery_tasks_carry_the_request_id(json_lines):
 def test_server_timing_parser():
     assert parse_server_timing("resolve;dur=1.5, reserve;dur=2") == [("resolve", 0.0015), ("reserve", 0.002)]
     assert parse_server_timing("junk, x;dur=abc") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_on_a_real_worker_logs_with_the_request_id_that_queued_it():
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_prerun
+
+    from aivax.celery import app
+    from billing.tasks import release_stale_reservations
+
+    seen: list[str | None] = []
+
+    def record(**_kwargs) -> None:  # connected after aivax.log's receiver, so it sees the bound id
+        seen.append(log.current_request_id())
+
+    task_prerun.connect(record, weak=False)
+    try:
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
+            with log.request_scope("req-queued-by-web"):
+                release_stale_reservations.delay()
+            deadline = time.monotonic() + 20
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        task_prerun.disconnect(record)
+    assert seen == ["req-queued-by-web"]
