@@ -52,6 +52,9 @@ UPSTREAM_SECONDS = Histogram(
 UPSTREAM_ERRORS = Counter("aivax_upstream_errors", "Failed upstream attempts", ["kind"])
 UPSTREAM_RETRIES = Counter("aivax_upstream_retries", "Upstream attempts retried after a failure", ["kind"])
 
+BILLING_SECONDS = Histogram(
+    "aivax_billing_step_seconds", "Billing steps: reserve, settle, release", ["step", "outcome"], buckets=_FAST
+)
 BILLED_QUANTITY = Counter("aivax_billed_quantity", "Billed units by SKU (tokens for token SKUs)", ["sku"])
 BILLED_USD = Counter("aivax_billed_usd", "Billed amount by SKU, USD (approximate; the ledger is exact)", ["sku"])
 
@@ -246,3 +249,28 @@ def time_upstream_call(func: Any) -> Any:
             )
 
     return timed
+
+
+def billing_step(step: str) -> Any:
+    """Decorates `Meter.reserve/settle/release`: latency by step and outcome, and a `billing.<step>` span."""
+    import functools
+    import time
+
+    from aivax import tracing
+
+    def decorate(func: Any) -> Any:
+        @functools.wraps(func)
+        async def timed(meter: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            outcome = "error"
+            with tracing.billing_span(step, meter, *args):
+                try:
+                    result = await func(meter, *args, **kwargs)
+                    outcome = "ok"
+                    return result
+                finally:
+                    BILLING_SECONDS.labels(step, outcome).observe(time.perf_counter() - started)
+
+        return timed
+
+    return decorate

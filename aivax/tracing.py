@@ -5,8 +5,8 @@ ask for it: `OTEL_TRACES_EXPORTER=otlp` or an `OTEL_EXPORTER_OTLP_ENDPOINT` / `O
 
 Spans: one server span per HTTP request (aivax/observability.py; it continues an incoming `traceparent`), and
 inside it grounding, each upstream attempt (a client span with the GenAI semantic conventions: `gen_ai.*`), and
-billing's reserve and settle (with `gen_ai.usage.*`). Never message content, never a key. Trace context is not
-sent to upstream providers (they are third parties).
+billing's reserve and settle (`gen_ai.usage.*`; opened by `metrics.billing_step`). Never message content, never
+a key. Trace context is not sent to upstream providers (they are third parties).
 """
 
 from __future__ import annotations
@@ -165,21 +165,22 @@ def upstream_call(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settle_span(func: F) -> F:
-    """`Meter.settle(self, upstream, usage)`: billing's settle span, with the usage it bills."""
-
-    @functools.wraps(func)
-    async def wrapper(meter: Any, upstream: Any, usage: Any, *args: Any, **kwargs: Any) -> Any:
-        if _tracer is None:
-            return await func(meter, upstream, usage, *args, **kwargs)
-        attributes = {
-            "gen_ai.response.model": str(getattr(upstream, "display_name", "")),
-            "gen_ai.usage.input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-            "gen_ai.usage.output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-            "aivax.usage.estimated": bool(getattr(usage, "estimated", False)),
-            "aivax.billing.request_id": str(getattr(meter, "request_id", "")),
-        }
-        with _tracer.start_as_current_span("billing.settle", attributes=attributes):
-            return await func(meter, upstream, usage, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+@contextlib.contextmanager
+def billing_span(step: str, meter: Any, *args: Any) -> Iterator[Any]:
+    """`billing.<step>` around Meter.reserve/settle/release; settle's (upstream, usage) become gen_ai.* attributes."""
+    if _tracer is None:
+        yield None
+        return
+    attributes: dict[str, Any] = {"aivax.billing.request_id": str(getattr(meter, "request_id", ""))}
+    if step == "settle" and len(args) >= 2:
+        upstream, usage = args[0], args[1]
+        attributes.update(
+            {
+                "gen_ai.response.model": str(getattr(upstream, "display_name", "")),
+                "gen_ai.usage.input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+                "gen_ai.usage.output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                "aivax.usage.estimated": bool(getattr(usage, "estimated", False)),
+            }
+        )
+    with _tracer.start_as_current_span(f"billing.{step}", attributes=attributes) as span:
+        yield span

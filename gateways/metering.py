@@ -10,8 +10,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from aivax import tokens, tracing
-from aivax.metrics import record_billed
+from aivax import metrics, tokens
 from billing import pricing
 from billing import services as billing
 from billing.money import quantize_money
@@ -80,7 +79,7 @@ class Meter:
     extra_lines: list[UsageLine] = field(default_factory=list)
     reserved: bool = False
 
-    @tracing.traced("billing.reserve")
+    @metrics.billing_step("reserve")
     async def reserve(self, upstream: Upstream, *, prompt_tokens: int, max_completion_tokens: int) -> None:
         if not settings.BILLING_ENABLED:
             return
@@ -95,7 +94,7 @@ class Meter:
         await billing.areserve(organization_id=self.organization_id, request_id=self.request_id, amount=amount)
         self.reserved = True
 
-    @tracing.settle_span
+    @metrics.billing_step("settle")
     async def settle(self, upstream: Upstream, usage: Usage) -> list[UsageLine]:
         if not settings.BILLING_ENABLED:
             return []  # a self-hosted install without billing: nothing is metered or recorded
@@ -118,8 +117,9 @@ class Meter:
             model=upstream.display_name,
             metadata=self.metadata,
         )
-        return record_billed(settled)
+        return metrics.record_billed(settled)
 
+    @metrics.billing_step("release")
     async def release(self) -> None:
         if self.reserved:
             await billing.arelease(request_id=self.request_id)

@@ -82,8 +82,14 @@ class StatementLineSerializer(serializers.Serializer):
     balance_delta = _money()
 
 
+class StatementMonthSerializer(serializers.Serializer):
+    year = serializers.IntegerField()
+    month = serializers.IntegerField()
+    url = serializers.URLField()
+
+
 class StatementSerializer(serializers.Serializer):
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization = serializers.CharField(source="organization.slug")
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     opening_balance = _money()

@@ -160,7 +160,7 @@ class BilledRequestDetail(APIView):
 class StatementMonths(APIView):
     """The months (UTC) with ledger rows for an organization, newest first, with their statement URLs."""
 
-    @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
+    @extend_schema(operation_id="organizations_statements_list", responses=s.StatementMonthSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         org = get_object_or_404(Organization, slug=slug)
         months = selectors.statement_months(organization_id=org.pk)
