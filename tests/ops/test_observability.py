@@ -176,10 +176,11 @@ def test_request_id_is_returned_and_insane_ones_are_replaced(live_asgi):
 
 def test_unsafe_fields_never_reach_a_line(json_lines):
     with log.request_scope("r-1"):
-        logging.getLogger("t").info("hello", extra={"api_key": "sk-aivax-abc", "messages": ["hi"], "status": 3})
+        extra = {"api_key": "sk-aivax-abc", "messages": ["hi"], "status": 3, "request": "GET /q?term=private"}
+        logging.getLogger("t").info("hello", extra=extra)  # django.request passes the request object like this
     line = json.loads(json_lines.getvalue().splitlines()[-1])
     assert line["request_id"] == "r-1" and line["status"] == 3
-    assert "api_key" not in line and "messages" not in line
+    assert "api_key" not in line and "messages" not in line and "request" not in line
 
 
 def test_celery_tasks_carry_the_request_id(json_lines):
