@@ -170,6 +170,10 @@ def logging_config(*, renderer: str, level: str) -> dict[str, Any]:
             "django.db.backends": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            "httpx2": {"level": "WARNING"},
+            "httpcore2": {"level": "WARNING"},
+            # uvicorn's own lines (start, stop, errors) in the same format, once the app is loaded.
+            "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
             "uvicorn.access": {"level": "WARNING"},  # our own access line replaces uvicorn's
         },
     }
