@@ -33,7 +33,7 @@ REQUEST_FIELDS = frozenset(
 # Event fields that could carry a secret or a tenant's content are dropped, whoever logged them.
 _UNSAFE_NAMES = re.compile(
     r"(password|passwd|secret|authorization|cookie|api_?key|raw_?key)"
-    r"|^(token|key|messages|content|prompt|body|headers|session|query|term|request|scope)$",
+    r"|^(token|key|messages|content|prompt|body|headers|session|query|term|request|scope|color_message)$",
     re.I,
 )
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")

@@ -136,6 +136,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 }
 CELERY_IMPORTS = ["gateways.responses.tasks"]
 CELERY_TIMEZONE = "UTC"
+# Workers log through settings.LOGGING (JSON lines with the request id), not Celery's own root-logger setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Outbound calls to upstream models.
 UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))

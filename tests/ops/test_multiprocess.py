@@ -48,17 +48,20 @@ def _child_env(metrics_dir: Path) -> dict[str, str]:
     }
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
+    last: object = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"{url} exited with {proc.returncode}"
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            response = httpx.get(f"{url}/healthz", timeout=5)
+            if response.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            last = (response.status_code, response.text[:300])
+        except httpx.HTTPError as exc:
+            last = repr(exc)
         time.sleep(0.2)
-    raise AssertionError(f"{url} did not start")
+    raise AssertionError(f"{url} did not start: {last}")
 
 
 @pytest.fixture(scope="module")

@@ -129,11 +129,14 @@ def json_lines() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(log.formatter("json"))
     root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)  # an in-process Celery worker (another test) may have raised it
     root.addHandler(handler)
     try:
         yield buffer
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def test_every_log_line_of_a_request_is_json_with_its_request_id(

@@ -132,8 +132,14 @@ def test_ctrl_c_on_a_terminal_stops_everything_with_status_0(tmp_path, fresh_dat
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-        assert metrics.status_code == 200 and "aivax_http_requests_total" in metrics.text
+        deadline = time.monotonic() + 10  # a request is counted just after its last byte is sent
+        while time.monotonic() < deadline:
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            assert metrics.status_code == 200
+            if 'aivax_http_requests_total{endpoint="/healthz"' in metrics.text:
+                break
+            time.sleep(0.2)
+        assert 'aivax_http_requests_total{endpoint="/healthz"' in metrics.text, metrics.text
         os.write(fd, b"\x03")  # Ctrl-C, as a person types it
         assert _read_until(fd, b"STACK-RC=", output, timeout=60), output.decode(errors="replace")
         _read_until(fd, b"\n", output, timeout=2)
