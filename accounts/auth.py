@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.models import ApiKey, KeyKind
+from aivax import log
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 from aivax.redis_client import async_redis, rkey, sync_redis
 from quotas.policy import Limits
@@ -153,6 +154,7 @@ def authenticate_key(raw_key: str) -> Principal:
         value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
         client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
     principal = _check(principal, raw_key)
+    log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
     _touch_sync(principal.key_id)
     return principal
 
@@ -171,6 +173,7 @@ async def aauthenticate_key(raw_key: str) -> Principal:
         value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
         await client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
     principal = _check(principal, raw_key)
+    log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
     if _touch_due(principal.key_id):
         await ApiKey.unscoped.filter(pk=principal.key_id).aupdate(last_used_at=timezone.now())
     return principal

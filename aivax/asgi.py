@@ -10,13 +10,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
 django_application = get_asgi_application()
 
 from aivax.asgi_routing import ApiASGIHandler, warm_up  # noqa: E402  (needs Django set up)
+from aivax.observability import RequestObserver  # noqa: E402
 
 api_application = ApiASGIHandler()
 warm_up()
 
 
-async def application(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
-    if scope["type"] == "http" and scope["path"].startswith("/api/"):
+async def _route(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    # The staff API (DRF) wants sessions and CSRF for the browser: it takes the full middleware stack.
+    if scope["type"] == "http" and scope["path"].startswith("/api/") and not scope["path"].startswith("/api/staff/"):
         await api_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)
+
+
+# Request ids, access lines and metrics around both handlers; /metrics itself (aivax/observability.py).
+application = RequestObserver(_route)

@@ -127,6 +127,7 @@ def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
             str(data_dir),
         ],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C on `make run` reaches aivax.stack, which stops it in order
     )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BigIntegerField, Case, Count, DecimalField, F, Q, QuerySet, Sum, When
-from django.db.models.functions import TruncDate, TruncMonth
+from django.db.models import BigIntegerField, Case, Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, When
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 
 from billing import skus
 from billing.models import BilledRequest, BillingAccount, EntryKind, LedgerEntry
@@ -63,15 +63,40 @@ def billed_lines(*, organization_id: int, request_id: str) -> list[UsageLine]:
 
 
 def ledger_entries(
-    *, start: datetime | None = None, end: datetime | None = None, organization_id: int | None = None
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    organization_id: int | None = None,
+    sku: str | None = None,
+    gateway_id: Any = None,
+    request_id: str | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """Ledger rows in [start, end), for one organization or (staff) every one."""
+    """Ledger rows in [start, end), for one organization or (staff) every one; optionally one SKU, gateway or
+    request."""
     rows = LedgerEntry.unscoped.all() if organization_id is None else LedgerEntry.objects.for_org(organization_id)
     if start is not None:
         rows = rows.filter(created_at__gte=start)
     if end is not None:
         rows = rows.filter(created_at__lt=end)
+    if sku:
+        rows = rows.filter(sku=sku)
+    if gateway_id is not None:
+        rows = rows.filter(gateway_id=gateway_id)
+    if request_id:
+        rows = rows.filter(request_id=request_id)
     return rows
+
+
+def organizations_with_balances() -> QuerySet[Any]:
+    """Every organization (staff) with its account's balance, reserved amount and credit limit (0 without one)."""
+    from accounts.models import Organization
+
+    account = BillingAccount.unscoped.filter(organization_id=OuterRef("pk"))
+    return Organization.objects.annotate(
+        balance=Coalesce(Subquery(account.values("balance")[:1]), ZERO, output_field=_MONEY),
+        reserved=Coalesce(Subquery(account.values("reserved")[:1]), ZERO, output_field=_MONEY),
+        credit_limit=Coalesce(Subquery(account.values("credit_limit")[:1]), ZERO, output_field=_MONEY),
+    ).order_by("slug")
 
 
 def usage_rows(

@@ -39,7 +39,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aivax import tokens
+from aivax import tokens, tracing
 from aivax.errors import NotFound
 from billing import skus
 from gateways.metering import Meter, Usage
@@ -235,6 +235,7 @@ async def _search(config: GatewayConfig, query: str, meter: Meter) -> list[Searc
     return result.hits
 
 
+@tracing.traced("aivax.grounding")
 async def aground(
     config: GatewayConfig, upstreams: list[Upstream], request: ChatCompletionRequest, meter: Meter
 ) -> Grounding:

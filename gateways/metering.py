@@ -19,7 +19,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from aivax import tokens
+from aivax import metrics, tokens
 from billing import pricing, skus
 from billing import services as billing
 from billing.money import ZERO, quantize_money
@@ -124,6 +124,7 @@ class Meter:
     def enabled(self) -> bool:
         return bool(settings.BILLING_ENABLED)
 
+    @metrics.billing_step("reserve")
     async def hold_amount(self, want: Decimal, minimum: Decimal | None = None) -> Decimal:
         """Hold between `minimum` (default: all of it) and `want` more for this request; 402 when it cannot.
         The first hold opens the request's reservation (a zero hold is refused at the floor: the admission
@@ -213,6 +214,7 @@ class Meter:
             sku_prefix=sku_prefix,
         )
 
+    @metrics.billing_step("settle")
     async def settle(self, upstream: Upstream | None = None, usage: Usage | None = None) -> list[UsageLine]:
         """Bill the rounds recorded so far plus the final answer's `usage` (exactly once per request id: a
         second call returns the lines already recorded). Returns the lines as the ledger holds them."""
@@ -233,7 +235,7 @@ class Meter:
             model=upstream.display_name if upstream is not None else "",
             metadata=self.metadata,
         )
-        return self.settled_lines
+        return metrics.record_billed(self.settled_lines)
 
     async def abandon(self) -> None:
         """The client left before the answer began: bill the rounds done and the prompt of the round that was
@@ -243,6 +245,7 @@ class Meter:
             await self.add_round(upstream, Usage(prompt_tokens, 0, estimated=True), sku_prefix=sku_prefix)
         await self.release()
 
+    @metrics.billing_step("release")
     async def release(self) -> None:
         """Nothing was produced: free the hold. Rounds already done (a rewrite, a search) are still billed."""
         if not self.opened:

@@ -16,6 +16,7 @@ from uuid import UUID
 import httpx
 from django.conf import settings
 
+from aivax import log, metrics, tracing
 from gateways.outbound import BlockedAddress, GuardedNetworkBackend
 from gateways.responses import wire
 
@@ -117,6 +118,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+@metrics.time_upstream_call
+@tracing.upstream_call
 async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
     """Send one request; return the response once its status is 2xx (body unread when streaming)."""
     client = client_for(upstream.tenant_owned)
@@ -165,9 +168,13 @@ async def open_with_retries(
     for upstream in upstreams:
         for attempt in range(MAX_ATTEMPTS_PER_UPSTREAM):
             try:
+                log.annotate(model=upstream.display_name)
                 return upstream, await open_exchange(upstream, payload, stream=stream)
             except UpstreamFailure as failure:
                 last = failure
+                metrics.record_upstream_failure(
+                    failure, retrying=failure.retryable and attempt + 1 < MAX_ATTEMPTS_PER_UPSTREAM
+                )
                 logger.info("upstream %s attempt %d failed: %s", upstream.display_name, attempt + 1, failure.summary)
                 if not failure.retryable:
                     break

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from aivax import metrics
 from aivax.errors import InsufficientBalance
 from billing import skus
 from billing.pricing import price_platform_sku
@@ -210,6 +211,7 @@ def _ingest(document: Document) -> IngestOutcome:
         if extracted is not None:
             update["content"] = extracted
         Document.unscoped.filter(pk=document.pk).update(**update)
+    metrics.record_ingested(chunks=len(chunks))
     return IngestOutcome("indexed", f"{len(chunks)} chunks")
 
 

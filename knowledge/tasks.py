@@ -19,10 +19,11 @@ from celery.signals import worker_process_init
     time_limit=25 * 60,
 )
 def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: ignore[no-untyped-def]
+    from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, document_ingest
 
     try:
-        return document_ingest(document_id=document_id, content_hash=content_hash).status
+        return record_document(document_ingest(document_id=document_id, content_hash=content_hash).status)
     except RetryLater as exc:
         # The document is queued again; the retried message claims it like a new one.
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc

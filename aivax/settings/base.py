@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aivax import env
+from aivax import env, log
 
 BASE_DIR = env.BASE_DIR
 
@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "aivax",
     "accounts",
     "gateways",
@@ -71,6 +74,8 @@ DATABASES = {"default": env.parse_database_url(env.database_url())}
 # Persistent connections: async views run ORM calls on a thread pool whose threads keep a connection each.
 DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind PgBouncer in transaction mode server-side cursors break (docs/scaling.md).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
@@ -131,6 +136,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 }
 CELERY_IMPORTS = ["gateways.responses.tasks"]
 CELERY_TIMEZONE = "UTC"
+# Workers log through settings.LOGGING (JSON lines with the request id), not Celery's own root-logger setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Outbound calls to upstream models.
 UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))
@@ -140,17 +147,29 @@ UPSTREAM_TOTAL_TIMEOUT = float(env.env_str("UPSTREAM_TOTAL_TIMEOUT", "600"))
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])
 OUTBOUND_ALLOW_PRIVATE = env.env_bool("OUTBOUND_ALLOW_PRIVATE", True)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
-    },
+# JSON lines with the request id on every line (aivax/log.py); LOG_FORMAT=console for people reading a terminal.
+LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=env.env_str("LOG_LEVEL", "INFO"))
+
+# /metrics (aivax/observability.py) answers a bearer METRICS_TOKEN or a client inside METRICS_ALLOWED_NETWORKS.
+METRICS_TOKEN = env.env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env.env_list("METRICS_ALLOWED_NETWORKS", [])
+
+# The staff REST API (billing/staff_api/, at /api/staff/): tokens for scripts, sessions in the browser.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["billing.staff_api.permissions.IsBillingStaff"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aivax staff billing API",
+    "DESCRIPTION": "Organizations, balances, the ledger, billed requests, statements, credits and reversals.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["billing.staff_api.permissions.IsBillingStaff"],
 }
 
 # Metering and the ledger. Off: nothing is reserved, billed or recorded (a self-hosted install without billing).
