@@ -93,7 +93,7 @@ def test_counters_move_with_traffic(live_asgi, metrics_token, api_key, gateway, 
     assert moved("aivax_http_request_duration_seconds_count", endpoint=endpoint) == 3
     assert moved("aivax_time_to_first_chunk_seconds_count", gateway=gateway.slug) == 1
     assert moved("aivax_upstream_call_seconds_count", model=f"@stub/{upstream_model}", outcome="ok") == 2
-    assert moved("aivax_request_phase_seconds_count", phase="reserve") == 2
+    assert moved("aivax_request_phase_seconds_count", phase="hold") == 2
     assert moved("aivax_billing_step_seconds_count", step="reserve", outcome="ok") == 2
     assert moved("aivax_billing_step_seconds_count", step="settle", outcome="ok") == 2  # the stream's too
     out_tokens = moved("aivax_billed_quantity_total", sku="inference.chat_completions.out")
