@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -57,10 +58,12 @@ def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> Htt
     return JsonResponse(body, status=401)
 
 
+# Ninja prefixes the source ("body", "query", ...) and the schema argument name; OpenAI names the field.
+_SOURCES = ("body", "query", "path", "header", "form", "file", "payload", "filters", "params", "paging")
+
+
 def _param_name(loc: list[object] | tuple[object, ...]) -> str | None:
-    # Ninja prefixes the source ("body", "query", ...) and the schema argument name; OpenAI names the field.
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "file", "payload")]
-    return ".".join(parts) if parts else None
+    return inputs.param_name(loc, skip=_SOURCES)
 
 
 @api.exception_handler(ValidationError)
@@ -91,6 +94,14 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     body = error_body("The request body is too large.", type="invalid_request_error", code="request_too_large")
     return JsonResponse(body, status=413)
+
+
+@api.exception_handler(MultiPartParserError)
+def _bad_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    body = error_body(
+        "The multipart/form-data body could not be parsed.", type="invalid_request_error", code="invalid_multipart"
+    )
+    return JsonResponse(body, status=400)
 
 
 @api.exception_handler(SuspiciousOperation)

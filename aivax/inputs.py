@@ -11,20 +11,36 @@ The walk is iterative (no recursion, whatever the input) and linear in the size 
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 import orjson
+from pydantic import AfterValidator, StringConstraints
 
 from aivax.errors import InvalidRequest
 
 MAX_JSON_DEPTH = 32
 
 
-def _path(parts: tuple[Any, ...]) -> str:
+# pydantic names the branch of a union or the validator it tried ("str", "list[dict[str,any]]",
+# "function-after[check_url(), constrained-str]"): not parameter names, so they are left out of `param`.
+_UNION_LABEL = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
+
+
+def _path(parts: tuple[Any, ...] | list[Any]) -> str:
+    """A parameter path as OpenAI writes it: `messages[0].content`."""
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _UNION_LABEL.match(str(part)):
+            out += ("." if out else "") + str(part)
     return out
+
+
+def param_name(loc: tuple[Any, ...] | list[Any], *, skip: tuple[str, ...] = ()) -> str | None:
+    """The parameter a pydantic error location points at, without the sources in `skip` ("body", "query")."""
+    return _path([part for part in loc if part not in skip]) or None
 
 
 def check_value(value: Any, *, max_depth: int = MAX_JSON_DEPTH, root: tuple[Any, ...] = ()) -> None:
@@ -69,3 +85,25 @@ def loads(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from exc
     check_value(data, max_depth=max_depth)
     return data
+
+
+def check_url(value: str) -> str:
+    """A well-formed http(s) URL (`http://[::1` or a port above 65535 are not): for pydantic validators.
+
+    Only the syntax; which addresses may be reached is the outbound policy's decision (aivax/outbound.py)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError past 65535 or for a non-numeric port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if port == 0:
+        raise ValueError("port 0 is not a valid port")
+    return value
+
+
+# URLField columns hold 200 characters.
+HttpUrlText = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_url)]

@@ -5,7 +5,6 @@ streams end with OpenAI's `data: [DONE]`.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -137,21 +136,8 @@ class ChatCompletionRequest(BaseModel):
         return sorted((self.model_extra or {}).keys())
 
 
-# pydantic names the branch of a union it tried ("str", "list[dict[str,any]]", "function-after[...]"): not
-# parameter names, so they are left out of `param`.
-_UNION_LABEL = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
-
-
 def _param_from_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _UNION_LABEL.match(str(part)):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    return inputs.param_name(loc) or ""
 
 
 # pydantic validates while holding the GIL: a long conversation is validated a batch of messages at a time, so a

@@ -86,12 +86,13 @@ def collection_documents(request: HttpRequest, pk: str) -> HttpResponse:
 @console_view()
 def collection_upload(request: HttpRequest, pk: str) -> HttpResponse:
     """Several files at once (multipart `files`); answers with the refreshed documents table."""
+    from knowledge.parsing import upload_name
     from knowledge.services import FileUpload, documents_upload_files
     from quotas.gate import admit_documents
 
     collection = _collection(request, pk)
     uploads = [
-        FileUpload(name=f.name or "upload", data=f.read(), content_type=f.content_type)
+        FileUpload(name=upload_name(f.name), data=f.read(), content_type=f.content_type)
         for f in request.FILES.getlist("files")
     ]
     problems: list[str] = []
