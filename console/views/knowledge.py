@@ -55,7 +55,11 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created {collection.name}. Drop your documents here.")
             return redirect("collection-detail", pk=collection.pk)
     status = 400 if form.errors else 200
-    context = {"collections": selectors.collection_list(organization=org), "form": form}
+    collections = selectors.collection_list(organization=org)
+    for collection in collections:
+        # Counted here: the template's `add` of two counts fails when either status has no documents.
+        collection.in_progress = sum(collection.counts.get(s, 0) for s in ("queued", "processing"))
+    context = {"collections": collections, "form": form}
     return render_console(request, "console/knowledge/list.html", context, status=status)
 
 
