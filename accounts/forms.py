@@ -7,19 +7,38 @@ from typing import Any
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.http import HttpRequest
 
+from accounts import throttle
 from accounts.models import Role, User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
-    """Users sign in with their email address (their username is the lower-cased email)."""
+    """Users sign in with their email address, whatever their username (accounts made by `createsuperuser`,
+    `seed_demo` or an older version have usernames that are not their email). Attempts are throttled per client
+    IP and per account (accounts/throttle.py)."""
 
     username = forms.EmailField(
         label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
     )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": "Too many sign-in attempts. Try again in %(minutes)s minutes.",
+    }
+    throttled = False
 
-    def clean_username(self) -> str:
-        return self.cleaned_data["username"].strip().lower()
+    def clean(self) -> dict[str, Any]:
+        email = (self.cleaned_data.get("username") or "").strip().lower()
+        if email and not throttle.sign_in_allowed(self.request, email):
+            self.throttled = True
+            raise forms.ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"minutes": throttle.window_minutes()}
+            )
+        if email:
+            # ModelBackend authenticates by username: hand it the username of the account with this email.
+            user = User.objects.filter(email__iexact=email).only("username").first()
+            self.cleaned_data["username"] = user.username if user is not None else email
+        return super().clean()
 
 
 class ResetForm(PasswordResetForm):
@@ -44,8 +63,16 @@ class SignUpForm(forms.Form):
         label="Confirm password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
+    def __init__(self, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.throttled = False
+
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
+        if not throttle.sign_up_allowed(self.request, email):
+            self.throttled = True
+            raise forms.ValidationError(f"Too many sign-ups. Try again in {throttle.window_minutes()} minutes.")
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this email already exists. Sign in instead.")
         return email

@@ -23,11 +23,17 @@ class SignInView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def form_invalid(self, form: EmailAuthenticationForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+        return response
+
 
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("console-home")
-    form = SignUpForm(request.POST or None)
+    form = SignUpForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         user, org = services.signup(
             email=form.cleaned_data["email"],
@@ -38,7 +44,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         request.session[SESSION_ORG_KEY] = org.pk
         messages.success(request, f"Welcome to aivax! {org.name} is ready.")
         return redirect("console-home")
-    return render(request, "registration/signup.html", {"form": form})
+    return render(request, "registration/signup.html", {"form": form}, status=429 if form.throttled else 200)
 
 
 @login_required

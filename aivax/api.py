@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
+from aivax import inputs
 from aivax.errors import INVALID_API_KEY_MESSAGE, ApiError, error_body
 
 logger = logging.getLogger(__name__)
+
+
+class CheckedParser(Parser):
+    """Ninja's parser with the checks every body, query and form gets (aivax/inputs.py: no NUL, bounded depth)."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return inputs.loads(request.body)
+
+    def parse_querydict(self, data: MultiValueDict, list_fields: list[str], request: HttpRequest) -> dict[str, Any]:
+        result = super().parse_querydict(data, list_fields, request)
+        inputs.check_value({k: v for k, v in result.items() if isinstance(v, str | list)})
+        return result
+
 
 api = NinjaAPI(
     title="aivax API",
     version="1",
     urls_namespace="api-v1",
     description="OpenAI-compatible inference plus management of gateways, knowledge collections and billing.",
+    parser=CheckedParser(),
 )
 
 
@@ -38,10 +58,12 @@ def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> Htt
     return JsonResponse(body, status=401)
 
 
+# Ninja prefixes the source ("body", "query", ...) and the schema argument name; OpenAI names the field.
+_SOURCES = ("body", "query", "path", "header", "form", "file", "payload", "filters", "params", "paging")
+
+
 def _param_name(loc: list[object] | tuple[object, ...]) -> str | None:
-    # Ninja prefixes the source ("body", "query", ...) and the schema argument name; OpenAI names the field.
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "file", "payload")]
-    return ".".join(parts) if parts else None
+    return inputs.param_name(loc, skip=_SOURCES)
 
 
 @api.exception_handler(ValidationError)
@@ -62,7 +84,31 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # Ninja wraps whatever the body parser raised in "Cannot parse request body": ours says which parameter.
+    if isinstance(exc.__cause__, ApiError):
+        return error_response(exc.__cause__)
     return JsonResponse(error_body(str(exc), type="invalid_request_error"), status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    body = error_body("The request body is too large.", type="invalid_request_error", code="request_too_large")
+    return JsonResponse(body, status=413)
+
+
+@api.exception_handler(MultiPartParserError)
+def _bad_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    body = error_body(
+        "The multipart/form-data body could not be parsed.", type="invalid_request_error", code="invalid_multipart"
+    )
+    return JsonResponse(body, status=400)
+
+
+@api.exception_handler(SuspiciousOperation)
+def _suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    # Malformed multipart bodies, too many fields (TooManyFieldsSent, TooManyFilesSent) and the like.
+    message = "Too many fields in the request." if isinstance(exc, TooManyFieldsSent) else "Malformed request."
+    return JsonResponse(error_body(message, type="invalid_request_error", code="bad_request"), status=400)
 
 
 @api.exception_handler(Exception)

@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
 
 django_application = get_asgi_application()
 
-from aivax.asgi_routing import ApiASGIHandler, warm_up  # noqa: E402  (needs Django set up)
+from aivax.asgi_routing import ApiASGIHandler, BodyLimit, warm_up  # noqa: E402  (needs Django set up)
 from aivax.observability import RequestObserver  # noqa: E402
 
 api_application = ApiASGIHandler()
@@ -25,4 +25,5 @@ async def _route(scope: dict, receive, send) -> None:  # type: ignore[no-untyped
 
 
 # Request ids, access lines and metrics around both handlers; /metrics itself (aivax/observability.py).
-application = RequestObserver(_route)
+# Oversized bodies are refused before they are read (aivax/asgi_routing.py).
+application = RequestObserver(BodyLimit(_route))

@@ -68,13 +68,18 @@ class UsageOut(Schema):
 
 
 def _bound(value: date | datetime | None, *, end: bool) -> datetime | None:
-    """A date means the whole day: `from` at its start, `to` through its end. Naive times are UTC."""
+    """A date means the whole day: `from` at its start, `to` through its end. Naive times are UTC; others are
+    converted to UTC (PostgreSQL refuses offsets past 15:59). Past year 9999 (or before year 1) is a 400."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    day = value + timedelta(days=1) if end else value
-    return datetime.combine(day, time.min, tzinfo=UTC)
+    try:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time.min, tzinfo=UTC)
+    except OverflowError as exc:
+        param = "to" if end else "from"
+        raise InvalidRequest(f"'{param}' is out of range (years 1 to 9999).", param=param) from exc
 
 
 @router.get("/balance", response=BalanceOut, auth=any_key_auth)

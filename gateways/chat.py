@@ -30,7 +30,7 @@ from gateways import protocol, relay
 from gateways.caller import Caller
 from gateways.grounding import Grounding, aground, arun_query_function_loop, is_search_tool_call
 from gateways.metering import Meter, Usage
-from gateways.prompting import PreparedCall, prepare_call
+from gateways.prompting import PreparedCall, aprepare_call
 from gateways.protocol import ChatCompletionRequest
 from gateways.resolve import GatewayConfig, aresolve_gateway
 from gateways.upstream import Upstream, UpstreamFailure, iter_sse_chunks, open_with_retries, read_json
@@ -100,7 +100,9 @@ async def run_chat(
             await meter.admit()  # grounding costs money: refuse an exhausted balance before doing it
         grounding = await aground(config, upstreams, request, meter)
         timer.mark("ground")
-        prepared = prepare_call(config, request, context_window=upstreams[0].context_window, grounding=grounding.text)
+        prepared = await aprepare_call(
+            config, request, context_window=upstreams[0].context_window, grounding=grounding.text
+        )
         payload: dict[str, Any] = {"messages": prepared.messages, **prepared.params}
         prompt_tokens = prepared.prompt_token_estimate
         if grounding.tools:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from aivax import inputs
 from aivax.errors import InvalidRequest
 from billing.money import dumps as money_dumps
 
@@ -23,6 +24,12 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
 }
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+# Integer columns and the widest integers upstreams accept: larger values are refused here, not by the database.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# Request-size caps (settings may lower or raise them): past them a request is refused before any tokenizing.
+DEFAULT_MAX_MESSAGES = 2048
+DEFAULT_MAX_INPUT_CHARS = 4_000_000
 
 
 def dumps(value: Any) -> bytes:
@@ -38,22 +45,39 @@ def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(max_length=256)
+    arguments: str = ""
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = Field(default=None, max_length=256)
+    type: str = "function"
+    function: FunctionCall
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Role
     content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
+    name: str | None = Field(default=None, max_length=256)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = Field(default=None, max_length=256)
 
     @field_validator("content")
     @classmethod
-    def _parts_have_types(cls, value: Any) -> Any:
+    def _parts_are_well_formed(cls, value: Any) -> Any:
         if isinstance(value, list):
-            for part in value:
+            for index, part in enumerate(value):
                 if not isinstance(part.get("type"), str):
-                    raise ValueError("each content part needs a 'type'")
+                    raise ValueError(f"content part {index} needs a 'type'")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise ValueError(f"content part {index} is of type 'text' and needs a string 'text'")
         return value
 
 
@@ -73,10 +97,10 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     tools: list[dict[str, Any]] | None = None
@@ -113,27 +137,98 @@ class ChatCompletionRequest(BaseModel):
 
 
 def _param_from_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"str", "list[dict[str,any]]", "list[str]", "function-after[_stop_list(), union[str,list[str]]]"}:
-            continue  # pydantic's union-branch labels are not parameter names
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    return inputs.param_name(loc) or ""
 
 
-def parse_chat_request(body: bytes) -> ChatCompletionRequest:
-    """Validate a request body; any problem is a 400 naming the parameter, as OpenAI does."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest("We could not parse the JSON body of your request.", code="invalid_json") from exc
+# pydantic validates while holding the GIL: a long conversation is validated a batch of messages at a time, so a
+# caller running this in a worker thread (gateways/api.py does for large bodies) lets the event loop in between.
+_MESSAGES_BATCH = 256
+_messages_adapter: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+
+
+def _validate(data: dict[str, Any]) -> ChatCompletionRequest:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or len(messages) <= _MESSAGES_BATCH:
+        return ChatCompletionRequest.model_validate(data)
+    request = ChatCompletionRequest.model_validate({**data, "messages": messages[:_MESSAGES_BATCH]})
+    validated = list(request.messages)
+    for start in range(_MESSAGES_BATCH, len(messages), _MESSAGES_BATCH):
+        try:
+            validated += _messages_adapter.validate_python(messages[start : start + _MESSAGES_BATCH])
+        except ValidationError as exc:
+            # Report the position in the whole conversation, as one validation of it would have.
+            errors = exc.errors(include_url=False)
+            for error in errors:
+                loc = list(error["loc"])
+                error["loc"] = ("messages", start + loc[0], *loc[1:]) if loc and isinstance(loc[0], int) else loc
+            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
+    return request.model_copy(update={"messages": validated})
+
+
+def request_schema() -> dict[str, Any]:
+    """ChatCompletionRequest's JSON schema with its definitions inlined (an OpenAPI operation cannot carry $defs)."""
+    schema = ChatCompletionRequest.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
+
+
+def _text_size(message: Message) -> int:
+    content = message.content
+    size = len(content) if isinstance(content, str) else 0
+    if isinstance(content, list):
+        size += sum(len(part["text"]) for part in content if part["type"] == "text")
+    for call in message.tool_calls or []:
+        size += len(call.function.name) + len(call.function.arguments)
+    return size
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """How big a chat request may be before it is refused outright (settings CHAT_MAX_MESSAGES and
+    CHAT_MAX_INPUT_CHARS): the caps that keep validation, tokenizing and context fitting bounded."""
+
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
+
+    @classmethod
+    def from_settings(cls) -> RequestLimits:
+        from django.conf import settings
+
+        return cls(
+            max_messages=int(getattr(settings, "CHAT_MAX_MESSAGES", DEFAULT_MAX_MESSAGES)),
+            max_input_chars=int(getattr(settings, "CHAT_MAX_INPUT_CHARS", DEFAULT_MAX_INPUT_CHARS)),
+        )
+
+
+def parse_chat_request(body: bytes, limits: RequestLimits | None = None) -> ChatCompletionRequest:
+    """Validate a request body; any problem is a 400 naming the parameter, as OpenAI does.
+
+    Cheap checks first (JSON shape, NUL characters, nesting depth, message count), so an oversized request is
+    refused before pydantic builds thousands of objects for it."""
+    limits = limits or RequestLimits.from_settings()
+    data = inputs.loads(body)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    messages = data.get("messages")
+    if isinstance(messages, list) and len(messages) > limits.max_messages:
+        raise InvalidRequest(
+            f"Invalid value for 'messages': {len(messages)} messages, more than the {limits.max_messages} allowed.",
+            param="messages",
+            code="too_many_messages",
+        )
     try:
-        return ChatCompletionRequest.model_validate(data)
+        request = _validate(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         param = _param_from_loc(tuple(error["loc"])) or None
@@ -144,6 +239,14 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
             message = f"Invalid value for '{param}': {error['msg']}."
             code = "invalid_value"
         raise InvalidRequest(message, param=param, code=code) from exc
+    size = sum(_text_size(m) for m in request.messages)
+    if size > limits.max_input_chars:
+        raise InvalidRequest(
+            f"Invalid value for 'messages': {size} characters of text, more than the {limits.max_input_chars} allowed.",
+            param="messages",
+            code="request_too_large",
+        )
+    return request
 
 
 def completion_response(

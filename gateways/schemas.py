@@ -2,43 +2,74 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
+from aivax.inputs import HttpUrlText
 from gateways.models import Gateway
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+TEXT_MAX = 100_000  # system instructions, templates and prefills: generous, but bounded
+# Parameters stored in columns that cannot hold null: an explicit null is refused (omit the field instead).
+NOT_NULL = (
+    "systemInstruction",
+    "userPromptTemplate",
+    "assistantPrefill",
+    "includePrefillingInMessages",
+    "knowledgeBaseMaximumResults",
+    "knowledgeBaseMinimumScore",
+    "knowledgeUseReferences",
+    "queryStrategy",
+    "isActive",
+)
 
 
 class GatewayParameters(Schema):
+    """Bounds mirror the Gateway columns (lengths, integer widths, not-null), so bad input is a 400 here rather
+    than a database error later."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(default=None, description="A catalog model name, e.g. @local/smollm2-135m")
-    baseAddress: str | None = Field(default=None, description="Your own OpenAI-compatible base URL")
-    modelName: str | None = None
-    apiKey: str | None = None
-    fallbackModels: list[str] | None = None
-    systemInstruction: str | None = None
-    userPromptTemplate: str | None = None
-    assistantPrefill: str | None = None
+    model: str | None = Field(
+        default=None, max_length=200, description="A catalog model name, e.g. @local/smollm2-135m"
+    )
+    baseAddress: HttpUrlText | None = Field(default=None, description="Your own OpenAI-compatible base URL")
+    modelName: str | None = Field(default=None, max_length=100)
+    apiKey: str | None = Field(default=None, max_length=4096)
+    fallbackModels: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(default=None, max_length=8)
+    systemInstruction: str | None = Field(default=None, max_length=TEXT_MAX)
+    userPromptTemplate: str | None = Field(default=None, max_length=TEXT_MAX)
+    assistantPrefill: str | None = Field(default=None, max_length=TEXT_MAX)
     includePrefillingInMessages: bool | None = None
-    temperature: float | None = None
-    topP: float | None = None
-    presencePenalty: float | None = None
-    frequencyPenalty: float | None = None
-    stop: list[str] | None = None
-    maxCompletionTokens: int | None = None
-    seed: int | None = None
-    overridable: list[str] | None = None
-    contextMaximumSize: int | None = None
-    contextOverflowAction: str | None = Field(default=None, description="Truncate or Throw")
-    knowledgeCollectionId: str | None = None
-    knowledgeBaseMaximumResults: int | None = None
-    knowledgeBaseMinimumScore: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    topP: float | None = Field(default=None, ge=0, le=1)
+    presencePenalty: float | None = Field(default=None, ge=-2, le=2)
+    frequencyPenalty: float | None = Field(default=None, ge=-2, le=2)
+    stop: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=4
+    )
+    maxCompletionTokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)
+    overridable: list[Annotated[str, StringConstraints(max_length=32)]] | None = Field(default=None, max_length=32)
+    contextMaximumSize: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    contextOverflowAction: str | None = Field(default=None, max_length=16, description="Truncate or Throw")
+    knowledgeCollectionId: str | None = Field(default=None, max_length=64)
+    knowledgeBaseMaximumResults: int | None = Field(default=None, ge=1, le=100)
+    knowledgeBaseMinimumScore: float | None = Field(default=None, ge=0, le=1)
     knowledgeUseReferences: bool | None = None
-    queryStrategy: str | None = None
-    queryStrategyParameters: dict[str, int] | None = None
+    queryStrategy: str | None = Field(default=None, max_length=16)
+    queryStrategyParameters: dict[str, Annotated[int, Field(ge=1, le=50)]] | None = None
     isActive: bool | None = None
+
+    @field_validator(*NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null (leave it out to keep the current value)")
+        return value
 
 
 class GatewayIn(Schema):

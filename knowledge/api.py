@@ -3,17 +3,19 @@ scope. Success answers are the envelope ``{message, data}``; errors are OpenAI e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from accounts.api_auth import knowledge_auth, principal_of
+from aivax import inputs
 from aivax.db import run_db
 from aivax.errors import InvalidRequest
+from aivax.inputs import HttpUrlText
 from billing.money import dumps as money_dumps
 from knowledge import parsing, selectors, services
 from knowledge.bulk import BulkFormatError, parse_bulk_jsonl
@@ -90,24 +92,22 @@ def _page_info(number: int, has_more: bool) -> dict[str, Any]:
 # ---- collections
 
 
-class CollectionIn(Schema):
-    collectionName: str = Field(min_length=1, max_length=200)
-    embeddingModel: str | None = None
-    embeddingDimension: int | None = None
-    embeddingBaseUrl: str | None = None
-    embeddingApiKey: str | None = None
-    chunkMaxTokens: int | None = None
-    chunkOverlapTokens: int | None = None
+# Bounds mirror the columns (lengths, smallint widths), so bad input is a 400 here rather than a database error.
+SMALLINT_MAX = 32767
 
 
 class CollectionPatch(Schema):
     collectionName: str | None = Field(default=None, min_length=1, max_length=200)
-    embeddingModel: str | None = None
-    embeddingDimension: int | None = None
-    embeddingBaseUrl: str | None = None
-    embeddingApiKey: str | None = None
-    chunkMaxTokens: int | None = None
-    chunkOverlapTokens: int | None = None
+    embeddingModel: str | None = Field(default=None, max_length=200)
+    embeddingDimension: int | None = Field(default=None, ge=1, le=16000)  # pgvector's limit for an index
+    embeddingBaseUrl: HttpUrlText | Literal[""] | None = None
+    embeddingApiKey: str | None = Field(default=None, max_length=4096)
+    chunkMaxTokens: int | None = Field(default=None, ge=1, le=SMALLINT_MAX)
+    chunkOverlapTokens: int | None = Field(default=None, ge=0, le=SMALLINT_MAX)
+
+
+class CollectionIn(CollectionPatch):
+    collectionName: str = Field(min_length=1, max_length=200)
 
 
 class PageQuery(Schema):
@@ -174,20 +174,23 @@ def reset_collection(request: HttpRequest, collection_id: str) -> JsonResponse:
 # ---- documents
 
 
+Tag = Annotated[str, StringConstraints(max_length=100)]
+
+
 class DocumentPut(Schema):
     name: str = Field(min_length=1, max_length=300)
     contents: str = Field(min_length=1)
-    reference: str | None = None
-    tags: list[str] | str | None = None
+    reference: str | None = Field(default=None, max_length=300)
+    tags: list[Tag] | Annotated[str, StringConstraints(max_length=4000)] | None = Field(default=None)
     metadata: dict[str, Any] | None = None
 
 
 class DocumentFilters(PageQuery):
-    tag: str | None = None
-    reference: str | None = None
-    name: str | None = None
-    content: str | None = None
-    status: str | None = None
+    tag: str | None = Field(default=None, max_length=100)
+    reference: str | None = Field(default=None, max_length=300)
+    name: str | None = Field(default=None, max_length=300)
+    content: str | None = Field(default=None, max_length=4000)
+    status: str | None = Field(default=None, max_length=12)
 
 
 @router.put("/collections/{collection_id}/documents", summary="Create or update one document by name")
@@ -223,6 +226,18 @@ def bulk_documents(request: HttpRequest, collection_id: str, documents: File[Upl
         parsed = parse_bulk_jsonl(documents.read())
     except BulkFormatError as exc:
         raise InvalidRequest(str(exc), param="documents", code="invalid_jsonl") from exc
+    except RecursionError as exc:
+        raise InvalidRequest(
+            "A line of the JSONL file is nested too deeply to read.", param="documents", code="invalid_jsonl"
+        ) from exc
+    for document in parsed:
+        # Text and metadata are stored as text and jsonb: no NUL characters, bounded nesting.
+        try:
+            inputs.check_value([document.name, document.text, document.reference, list(document.tags)])
+            inputs.check_value(document.metadata)
+        except InvalidRequest as exc:
+            detail = exc.message.split(": ", 1)[-1]
+            raise InvalidRequest(f"Line {document.line}: {detail}", param="documents", code="invalid_jsonl") from exc
     quotas.admit_documents(organization_id=_org(request), count=len(parsed))
     result = services.documents_bulk_upsert(collection=collection, documents=parsed)
     data = {
@@ -248,7 +263,10 @@ def upload_files(
     uploads = [
         # An oversized file is refused by the service from its size alone, without reading it into memory.
         services.FileUpload(
-            name=f.name or "upload", data=f.read() if f.size <= limit else b"", content_type=f.content_type, size=f.size
+            name=parsing.upload_name(f.name),
+            data=f.read() if f.size <= limit else b"",
+            content_type=f.content_type,
+            size=f.size,
         )
         for f in files
     ]

@@ -230,11 +230,27 @@ def _sniff_text_kind(data: bytes) -> str:
     if head.startswith(("{", "[")):
         try:
             json.loads(text)
+        except RecursionError:
+            return "json"  # JSON nested too deeply to read: the JSON parser says so, with a clear reason
         except ValueError:
             pass
         else:
             return "json"
     return "txt"
+
+
+def upload_name(name: str | None) -> str:
+    """A document name from an uploaded file's name: its last path segment without control characters, or
+    "upload" when nothing usable is left (names made only of dots or punctuation cannot be stored as files)."""
+    from django.core.exceptions import SuspiciousFileOperation
+    from django.utils.text import get_valid_filename
+
+    base = _CONTROL_RE.sub("", (name or "").replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    try:
+        get_valid_filename(base)
+    except SuspiciousFileOperation:
+        return "upload"
+    return base or "upload"
 
 
 def _extension(filename: str) -> str:

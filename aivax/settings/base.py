@@ -48,8 +48,12 @@ MIDDLEWARE = [
 ]
 
 # /api/ requests are served by a handler with this list instead (see aivax/asgi.py): no sessions, CSRF,
-# messages or static files there, and no thread hops for them.
-API_MIDDLEWARE: list[str] = ["accounts.cors.PublicKeyCorsMiddleware"]  # async; answers only inference paths
+# messages or static files there, and no thread hops for them. ApiEdgeMiddleware (outermost) keeps ALLOWED_HOSTS,
+# the security headers and JSON errors (aivax/asgi_routing.py); both are async.
+API_MIDDLEWARE: list[str] = [
+    "aivax.asgi_routing.ApiEdgeMiddleware",
+    "accounts.cors.PublicKeyCorsMiddleware",  # answers only inference paths
+]
 
 ROOT_URLCONF = "aivax.urls"
 ASGI_APPLICATION = "aivax.asgi.application"
@@ -185,3 +189,15 @@ RATE_LIMIT_FAIL_OPEN = env.env_bool("RATE_LIMIT_FAIL_OPEN", True)
 SSE_KEEPALIVE_SECONDS = float(env.env_str("SSE_KEEPALIVE_SECONDS", "10"))
 # Responses API: how long a stored response (and its input) is kept for previous_response_id and GET.
 RESPONSES_RETENTION_DAYS = env.env_int("RESPONSES_RETENTION_DAYS", 30)
+
+# Request-size guards (aivax/asgi_routing.py, gateways/protocol.py): bodies are refused with 413 before they are
+# read past these sizes; chat requests above the message or text caps get a 400 before any tokenizing.
+MAX_REQUEST_BODY_BYTES = env.env_int("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024)
+MAX_UPLOAD_BODY_BYTES = env.env_int("MAX_UPLOAD_BODY_BYTES", 256 * 1024 * 1024)
+CHAT_MAX_MESSAGES = env.env_int("CHAT_MAX_MESSAGES", 2048)
+CHAT_MAX_INPUT_CHARS = env.env_int("CHAT_MAX_INPUT_CHARS", 4_000_000)
+# Console sign-in and sign-up attempts (accounts/throttle.py): per client IP and per account, per window.
+SIGNIN_ATTEMPTS_PER_IP = env.env_int("SIGNIN_ATTEMPTS_PER_IP", 20)
+SIGNIN_ATTEMPTS_PER_ACCOUNT = env.env_int("SIGNIN_ATTEMPTS_PER_ACCOUNT", 10)
+SIGNUPS_PER_IP = env.env_int("SIGNUPS_PER_IP", 10)
+SIGNIN_WINDOW_SECONDS = env.env_int("SIGNIN_WINDOW_SECONDS", 300)

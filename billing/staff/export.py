@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from aivax.spreadsheet import safe_cell
 from billing import selectors
 from billing.models import LedgerEntry
 from billing.staff.access import billing_staff_required
@@ -38,7 +39,7 @@ HEADER = [
 
 def _text(value: str) -> str:
     # Spreadsheets run cells that start with these as formulas; tenant-supplied text must stay text.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return str(safe_cell(value))
 
 
 def _row(e: LedgerEntry) -> list[Any]:

@@ -55,7 +55,11 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Created {collection.name}. Drop your documents here.")
             return redirect("collection-detail", pk=collection.pk)
     status = 400 if form.errors else 200
-    context = {"collections": selectors.collection_list(organization=org), "form": form}
+    collections = selectors.collection_list(organization=org)
+    for collection in collections:
+        # Counted here: the template's `add` of two counts fails when either status has no documents.
+        collection.in_progress = sum(collection.counts.get(s, 0) for s in ("queued", "processing"))
+    context = {"collections": collections, "form": form}
     return render_console(request, "console/knowledge/list.html", context, status=status)
 
 
@@ -86,12 +90,13 @@ def collection_documents(request: HttpRequest, pk: str) -> HttpResponse:
 @console_view()
 def collection_upload(request: HttpRequest, pk: str) -> HttpResponse:
     """Several files at once (multipart `files`); answers with the refreshed documents table."""
+    from knowledge.parsing import upload_name
     from knowledge.services import FileUpload, documents_upload_files
     from quotas.gate import admit_documents
 
     collection = _collection(request, pk)
     uploads = [
-        FileUpload(name=f.name or "upload", data=f.read(), content_type=f.content_type)
+        FileUpload(name=upload_name(f.name), data=f.read(), content_type=f.content_type)
         for f in request.FILES.getlist("files")
     ]
     problems: list[str] = []

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect
 
 from accounts.models import Role
+from aivax.spreadsheet import safe_row
 from console import optional
 from console import usage as reads
 from console.context import aresolve, console_view, render_console
@@ -88,7 +89,7 @@ def usage_request(request: HttpRequest, request_id: str) -> HttpResponse:
 
 def _csv_line(values: list[object]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
+    csv.writer(buffer).writerow(safe_row(values))  # tenant text (model names) must not run as formulas
     return buffer.getvalue()
 
 

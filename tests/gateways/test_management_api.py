@@ -99,10 +99,10 @@ def test_bring_your_own_endpoint_key_is_never_returned(admin, org, stub) -> None
     [
         ({"model": "@nope/none"}, "parameters.model"),
         ({}, "model"),
-        ({"model": "MODEL", "temperature": 5}, "temperature"),
+        ({"model": "MODEL", "temperature": 5}, "parameters.temperature"),  # checked by the schema, as sent
         ({"model": "MODEL", "userPromptTemplate": "no placeholder"}, "user_prompt_template"),
         ({"model": "MODEL", "contextOverflowAction": "Explode"}, "contextOverflowAction"),
-        ({"baseAddress": "ftp://example.com", "modelName": "m"}, "base_url"),
+        ({"baseAddress": "ftp://example.com", "modelName": "m"}, "parameters.baseAddress"),
     ],
 )
 def test_invalid_parameters_name_the_field(admin, catalog_model, parameters, param) -> None:
