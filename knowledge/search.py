@@ -8,7 +8,8 @@ back "relaxed" (nearly) in order, so they are sorted again outside a materialise
 from the number of rows wanted (at least ``HNSW_EF_SEARCH_MIN``). Small collections are searched exactly: the
 planner then prefers the ``(collection, dimension)`` index and a sort.
 
-Full text uses the ``english`` configuration and ``websearch_to_tsquery`` to match, and ranks by BM25 (Postgres'
+Full text uses the collection's language (a PostgreSQL text search configuration, ``simple`` included) for the
+query as for the chunks, and ``websearch_to_tsquery`` to match, and ranks by BM25 (Postgres'
 ``ts_rank_cd`` knows no term rarity: on SciFact it scored 0.41 nDCG@10 against 0.6+ for BM25). A plain question
 ("how do I reset my password") is matched with OR between its words (its rarer ones, see ``_fulltext_hits``),
 since requiring every word finds almost nothing for natural-language queries; a query using web-search syntax
@@ -127,7 +128,13 @@ def _vector_hits(
 
 
 def _fulltext_hits(
-    org_id: int, collection_id: uuid.UUID, term: str, dimension: int, vector: str | None, limit: int
+    org_id: int,
+    collection_id: uuid.UUID,
+    term: str,
+    dimension: int,
+    vector: str | None,
+    limit: int,
+    language: str = TEXT_SEARCH_CONFIG,
 ) -> list[tuple[Any, ...]]:
     """BM25 over the collection's chunks, in one statement.
 
@@ -145,8 +152,8 @@ def _fulltext_hits(
     )
     k1, b = BM25_K1, BM25_B
     if _WEBSEARCH_SYNTAX.search(term):
-        candidate_query = f"SELECT websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', %s) AS query"
-        params: list[Any] = [term]
+        candidate_query = "SELECT websearch_to_tsquery(%s::regconfig, %s) AS query"
+        params: list[Any] = [language, term]
     else:
         candidate_query = f"""
             SELECT (string_agg(w.tq::text, ' | '))::tsquery AS query FROM weights w, stats
@@ -157,7 +164,7 @@ def _fulltext_hits(
     sql = f"""
         WITH terms AS (
             SELECT DISTINCT quote_literal(t.lexeme)::tsquery AS tq
-            FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %s)) AS t
+            FROM unnest(to_tsvector(%s::regconfig, %s)) AS t
         ),
         stats AS (
             SELECT greatest(coalesce(sum(chunk_count), 0), 1)::float8 AS n,
@@ -196,7 +203,7 @@ def _fulltext_hits(
         JOIN knowledge_document d ON d.id = c.document_id
         ORDER BY s.bm25 DESC, c.id
     """
-    params = [term, org_id, collection_id, org_id, collection_id, *params, org_id, collection_id, limit]
+    params = [language, term, org_id, collection_id, org_id, collection_id, *params, org_id, collection_id, limit]
     if vector is not None:
         params.append(vector)
     with connection.cursor() as cursor:
@@ -280,7 +287,9 @@ def search_collection(
 
     vector_rows = _vector_hits(organization_id, collection.pk, dim, vector, candidates) if vector else []
     text_rows = (
-        _fulltext_hits(organization_id, collection.pk, term, dim, vector, candidates) if mode != "vector" else []
+        _fulltext_hits(organization_id, collection.pk, term, dim, vector, candidates, collection.language)
+        if mode != "vector"
+        else []
     )
 
     if mode == "vector":
