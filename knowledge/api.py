@@ -47,6 +47,7 @@ def collection_out(collection: Collection, *, detail: bool = False) -> dict[str,
         "embeddingBaseUrl": collection.embedding_base_url or None,
         "chunkMaxTokens": collection.chunk_max_tokens,
         "chunkOverlapTokens": collection.chunk_overlap_tokens,
+        "language": collection.language,
         "createdAt": collection.created_at,
     }
     if detail:
@@ -98,6 +99,8 @@ class CollectionIn(Schema):
     embeddingApiKey: str | None = None
     chunkMaxTokens: int | None = None
     chunkOverlapTokens: int | None = None
+    # A PostgreSQL text search configuration (portuguese, spanish, simple, ...) or a language code (pt, es).
+    language: str | None = Field(default=None, max_length=32)
 
 
 class CollectionPatch(Schema):
@@ -108,6 +111,7 @@ class CollectionPatch(Schema):
     embeddingApiKey: str | None = None
     chunkMaxTokens: int | None = None
     chunkOverlapTokens: int | None = None
+    language: str | None = Field(default=None, max_length=32)
 
 
 class PageQuery(Schema):
@@ -126,6 +130,7 @@ def create_collection(request: HttpRequest, payload: CollectionIn) -> JsonRespon
         embedding_api_key=payload.embeddingApiKey or "",
         chunk_max_tokens=payload.chunkMaxTokens,
         chunk_overlap_tokens=payload.chunkOverlapTokens,
+        language=payload.language,
     )
     return _envelope(collection_out(collection), "Collection created.", status=201)
 
@@ -154,6 +159,7 @@ def patch_collection(request: HttpRequest, collection_id: str, payload: Collecti
         embedding_api_key=payload.embeddingApiKey,
         chunk_max_tokens=payload.chunkMaxTokens,
         chunk_overlap_tokens=payload.chunkOverlapTokens,
+        language=payload.language,
     )
     message = "Collection updated; its documents are being re-indexed." if reindexing else "Collection updated."
     return _envelope(collection_out(collection, detail=True), message)

@@ -2,7 +2,8 @@
 
 Every write that needs indexing sets the document ``queued`` and enqueues ``knowledge.ingest_documents`` with the
 document id and its content hash (batched, see ``enqueue_indexing``) *on commit*; the task (knowledge.ingestion)
-does the rest. An upsert whose content, reference, tags and metadata are all unchanged is ``NotModified``: nothing is re-embedded or billed.
+does the rest. An upsert whose content, reference, tags and metadata are all unchanged is ``NotModified``: nothing
+is re-embedded or billed.
 """
 
 from __future__ import annotations
@@ -314,6 +315,7 @@ def collection_delete(*, collection: Collection) -> None:
 class UpsertResult:
     document: Document
     state: UpsertState
+    needs_indexing: bool = False
 
 
 def _check_name(name: str, param: str = "name") -> str:
@@ -330,12 +332,22 @@ def _upsert(
     digest: str,
     values: dict[str, Any],
     file: tuple[str, bytes] | None = None,
+    to_index: list[Document] | None = None,
 ) -> UpsertResult:
-    """Create or update the document named ``name``; queue it when its content changed (or it never indexed)."""
+    """Create or update the document named ``name``; queue it when its content changed (or it never indexed).
+
+    With ``to_index``, a document to index is appended there instead of enqueued: the caller enqueues the lot
+    (a bulk upload's documents then share indexing batches)."""
     for _attempt in range(2):
         try:
             with transaction.atomic():
-                return _upsert_once(collection=collection, name=name, digest=digest, values=values, file=file)
+                result = _upsert_once(collection=collection, name=name, digest=digest, values=values, file=file)
+            if result.needs_indexing:
+                if to_index is None:
+                    enqueue_indexing([result.document])
+                else:
+                    to_index.append(result.document)
+            return result
         except IntegrityError:
             continue  # created concurrently under the same name: the second pass updates it
     raise InvalidRequest("The document is being written concurrently; retry.", param="name")
@@ -364,8 +376,7 @@ def _upsert_once(
         if file is not None:
             document.file.save(file[0], ContentFile(file[1]), save=False)
         document.save(force_insert=True)
-        enqueue_indexing([document])
-        return UpsertResult(document, UpsertState.CREATED)
+        return UpsertResult(document, UpsertState.CREATED, needs_indexing=True)
 
     same_content = existing.content_hash == digest and existing.status not in (
         DocumentStatus.FAILED,
@@ -390,9 +401,7 @@ def _upsert_once(
             existing.file.save(file[0], ContentFile(file[1]), save=False)
             _delete_files_on_commit([old_file])
     existing.save()
-    if not same_content:
-        enqueue_indexing([existing])
-    return UpsertResult(existing, UpsertState.MODIFIED)
+    return UpsertResult(existing, UpsertState.MODIFIED, needs_indexing=not same_content)
 
 
 def document_upsert(
@@ -403,6 +412,7 @@ def document_upsert(
     reference: str = "",
     tags: list[str] | tuple[str, ...] | str | None = None,
     metadata: dict[str, Any] | None = None,
+    to_index: list[Document] | None = None,
 ) -> UpsertResult:
     """The AIVAX ``PUT .../documents``: Created, Modified, or NotModified (nothing re-embedded, nothing billed)."""
     name = _check_name(name)
@@ -425,7 +435,7 @@ def document_upsert(
         "source_kind": SourceKind.TEXT,
         "size_bytes": len(contents.encode()),
     }
-    return _upsert(collection=collection, name=name, digest=content_hash(contents), values=values)
+    return _upsert(collection=collection, name=name, digest=content_hash(contents), values=values, to_index=to_index)
 
 
 @dataclass(frozen=True)
@@ -437,9 +447,11 @@ class BulkResult:
 
 
 def documents_bulk_upsert(*, collection: Collection, documents: list[BulkDocument]) -> BulkResult:
-    """Upsert each line of a validated JSONL file (knowledge.bulk.parse_bulk_jsonl) in one transaction."""
+    """Upsert each line of a validated JSONL file (knowledge.bulk.parse_bulk_jsonl) in one transaction; the
+    documents to index are enqueued together (in batches, see ``enqueue_indexing``) when it commits."""
     counts = dict.fromkeys(UpsertState, 0)
     ids: list[str] = []
+    to_index: list[Document] = []
     with transaction.atomic():
         for item in documents:
             result = document_upsert(
@@ -449,9 +461,11 @@ def documents_bulk_upsert(*, collection: Collection, documents: list[BulkDocumen
                 reference=item.reference,
                 tags=list(item.tags),
                 metadata=item.metadata,
+                to_index=to_index,
             )
             counts[result.state] += 1
             ids.append(str(result.document.pk))
+        enqueue_indexing(to_index)
     return BulkResult(counts[UpsertState.CREATED], counts[UpsertState.MODIFIED], counts[UpsertState.NOT_MODIFIED], ids)
 
 
