@@ -202,3 +202,16 @@ def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_or
     assert index_queued(collection) == ["indexed"]
     document = Document.objects.for_org(funded_org).get(name="notes.md")
     assert document.status == DocumentStatus.INDEXED and document.file_kind == "md"
+
+
+def test_collection_language_on_create_and_patch(api: Api, funded_org) -> None:  # type: ignore[no-untyped-def]
+    status, body = api.post("/collections", {"collectionName": "Ajuda", "language": "pt-BR"})
+    assert status == 201 and body["data"]["language"] == "portuguese"
+    collection_id = body["data"]["id"]
+    status, body = api.post("/collections", {"collectionName": "Old style"})
+    assert status == 201 and body["data"]["language"] == "english"
+    status, body = api.post("/collections", {"collectionName": "Bad", "language": "elvish"})
+    assert status == 400 and body["error"]["param"] == "language"
+    status, body = api.patch(f"/collections/{collection_id}", {"language": "simple"})
+    assert status == 200 and body["data"]["language"] == "simple"
+    assert body["message"] == "Collection updated."  # the full text is redone in SQL: no re-embedding
