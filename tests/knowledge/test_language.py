@@ -63,7 +63,7 @@ def test_a_portuguese_collection_stems_and_drops_stop_words_in_portuguese(funded
     assert Chunk.objects.for_org(funded_org).filter(collection=collection).count() == len(PASSAGES)
 
 
-def test_english_stays_the_default_and_misses_portuguese_stems(funded_org: Organization, collection: Collection) -> None:
+def test_english_is_the_default_and_misses_portuguese_stems(funded_org: Organization, collection: Collection) -> None:
     assert collection.language == "english"
     _fill(collection)
     assert "da" in _lexemes(collection, "paris")  # not an English stop word
