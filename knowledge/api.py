@@ -165,6 +165,16 @@ def patch_collection(request: HttpRequest, collection_id: str, payload: Collecti
     return _envelope(collection_out(collection, detail=True), message)
 
 
+@router.post("/collections/{collection_id}/reindex", summary="Re-index every document with the collection's model")
+def reindex_collection(request: HttpRequest, collection_id: str) -> JsonResponse:
+    """Queues every document again (in batches, on the workers). Progress: the collection's ``state`` (queued,
+    indexed, and ``outdatedDocuments``: those still indexed with another model) and each document's status."""
+    collection = _collection(request, collection_id)
+    queued = services.collection_reindex(collection=collection)
+    data = {"queuedDocuments": queued, **collection_out(collection, detail=True)}
+    return _envelope(data, f"{queued} documents queued for re-indexing.", status=202)
+
+
 @router.delete("/collections/{collection_id}", summary="Delete a collection and its documents")
 def delete_collection(request: HttpRequest, collection_id: str) -> JsonResponse:
     services.collection_delete(collection=_collection(request, collection_id))
