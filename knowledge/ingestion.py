@@ -151,7 +151,8 @@ def documents_ingest(*, jobs: list[tuple[str, str]]) -> dict[str, IngestOutcome]
     claimed = _claim(jobs)
     outcomes: dict[str, IngestOutcome] = {}
     documents = list(Document.unscoped.select_related("collection").filter(pk__in=claimed))
-    documents.sort(key=lambda d: claimed.index(str(d.pk)))
+    order = {str(job[0]): index for index, job in enumerate(jobs)}
+    documents.sort(key=lambda d: order.get(str(d.pk), len(order)))
     groups: dict[Any, list[Document]] = {}
     for document in documents:
         groups.setdefault(document.collection_id, []).append(document)
@@ -242,7 +243,12 @@ def _ingest_group(documents: list[Document], outcomes: dict[str, IngestOutcome])
         for item in {id(i): i for i, _ in batch}.values():
             item.tokens += sizes[id(item)]
             if len(item.vectors) == len(item.chunks):
-                outcomes[str(item.document.pk)] = _write(item, embedder.name, billed, collection.embedding_dimension)
+                try:
+                    outcome = _write(item, embedder.name, billed, collection.embedding_dimension)
+                except InsufficientBalance:  # the balance ran out during the batch: this one is not indexed
+                    _fail(item.document.pk, item.document.content_hash, BALANCE_REASON)
+                    outcome = IngestOutcome("failed", BALANCE_REASON)
+                outcomes[str(item.document.pk)] = outcome
             elif len(item.chunks) > EMBED_BATCH:  # progress for documents longer than one model call
                 _progress(
                     item.document.pk, item.document.content_hash, 20 + int(70 * len(item.vectors) / len(item.chunks))

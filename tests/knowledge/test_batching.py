@@ -143,3 +143,26 @@ def test_uploads_enqueue_text_documents_in_batches_and_files_alone(
     assert [len(jobs) for jobs in sent] == [4, 4, 2, 1, 1]
     names = set(Document.objects.for_org(funded_org).values_list("pk", flat=True))
     assert {job[0] for jobs in sent for job in jobs} == {str(pk) for pk in names}
+
+
+def test_a_balance_exhausted_mid_batch_fails_only_the_unpaid_documents(
+    funded_org: Organization, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aivax.errors import InsufficientBalance
+
+    documents = _bulk(collection, 3)
+    real_charge = ingestion.charge
+    paid: list[str] = []
+
+    def charge(**kwargs: Any) -> Any:
+        if paid:  # the first document empties the balance
+            raise InsufficientBalance("The organization's balance is exhausted.")
+        paid.append(kwargs["request_id"])
+        return real_charge(**kwargs)
+
+    monkeypatch.setattr(ingestion, "charge", charge)
+    outcomes = documents_ingest(jobs=_jobs(documents))
+    assert sorted(o.status for o in outcomes.values()) == ["failed", "failed", "indexed"]
+    failed = Document.objects.for_org(funded_org).filter(status=DocumentStatus.FAILED)
+    assert failed.count() == 2 and {d.failure_reason for d in failed} == {ingestion.BALANCE_REASON}
+    assert not Chunk.objects.for_org(funded_org).filter(document__in=failed).exists()
