@@ -1,4 +1,4 @@
-"""Search a collection: by vector (cosine), by full text, or both fused by reciprocal rank (the default).
+"""Search a collection: by vector (cosine), by full text, or both fused (hybrid, the default).
 
 Every query is filtered by organization *and* collection in SQL. Vector search runs in a transaction with
 ``SET LOCAL hnsw.iterative_scan = relaxed_order``: an HNSW scan first finds the nearest vectors of the whole
@@ -20,8 +20,8 @@ Scores, per mode (``score`` is what results are ranked by):
 - ``vector``: cosine similarity, -1..1 (0..1 in practice);
 - ``fulltext``: BM25, divided by the best score the query could reach (every term matched in a very short
   chunk), 0..1;
-- ``hybrid``: reciprocal rank fusion, sum over the two lists of 1 / (60 + rank), divided by its maximum
-  (2 / 61) so that 1.0 means first in both lists.
+- ``hybrid``: a convex combination of the two lists' min-max normalised scores, 0.6 x cosine + 0.4 x BM25
+  (``_fuse``), 0..1; 1.0 means first in both lists.
 
 ``min_score`` is a relevance floor on the cosine similarity in ``vector`` and ``hybrid`` modes (a fused rank is no
 measure of relevance), and on the normalised rank in ``fulltext`` mode. Each hit also carries ``similarity``
@@ -50,7 +50,7 @@ from knowledge.providers import embedder_for
 MODES = ("hybrid", "vector", "fulltext")
 MAX_TOP = 100
 MAX_TERM_CHARS = 4000
-RRF_K = 60
+HYBRID_VECTOR_WEIGHT = 0.6  # see _fuse
 HYBRID_CANDIDATES_MIN = 40  # rows taken from each list before fusing
 # Candidates the HNSW scan keeps (pgvector's default is 40). 100 took recall@10 against exact search from 0.88 to
 # 0.9+ on bench/search_scale.py's 100k-chunk collection, for about a millisecond.
@@ -318,20 +318,33 @@ def _hit(row: tuple[Any, ...], *, score: float, similarity: float | None) -> Sea
 
 
 def _fuse(vector_rows: list[tuple[Any, ...]], text_rows: list[tuple[Any, ...]], min_score: float) -> list[SearchHit]:
-    fused: dict[int, list[Any]] = {}
-    for rank, row in enumerate(vector_rows, start=1):
-        fused[row[0]] = [row, 1.0 / (RRF_K + rank), float(row[4])]
-    for rank, row in enumerate(text_rows, start=1):
-        entry = fused.setdefault(row[0], [row, 0.0, None if row[7] is None else float(row[7])])
-        entry[1] += 1.0 / (RRF_K + rank)
-    best = 2.0 / (RRF_K + 1)
-    hits = [
-        _hit(row, score=rrf / best, similarity=similarity)
-        for row, rrf, similarity in fused.values()
-        if similarity is None or similarity >= min_score
-    ]
-    hits.sort(key=lambda h: (-h.score, -(h.similarity or 0.0), h.chunk_id))
-    return hits
+    """Convex combination of the two lists' scores, each min-max normalised over its candidates:
+    ``HYBRID_VECTOR_WEIGHT * cosine' + (1 - HYBRID_VECTOR_WEIGHT) * bm25'``.
+
+    A chunk found by full text only brings its exact cosine similarity (computed with the BM25 row), normalised
+    like the vector list's; a chunk found by vector only scores 0 on the full-text side. On SciFact (train split,
+    100 queries over 400 abstracts, bench/fusion.py) this gave nDCG@10 0.883 against 0.845 for reciprocal rank
+    fusion (k = 60), which throws the scores' gaps away; weights 0.5-0.7 were within 0.002 of each other."""
+    vector = {row[0]: float(row[4]) for row in vector_rows}
+    text = {row[0]: float(row[4]) for row in text_rows}
+    vlow, vhigh = (min(vector.values()), max(vector.values())) if vector else (0.0, 1.0)
+    tlow, thigh = (min(text.values()), max(text.values())) if text else (0.0, 1.0)
+    rows: dict[int, tuple[Any, ...]] = {row[0]: row for row in text_rows} | {row[0]: row for row in vector_rows}
+    weight = HYBRID_VECTOR_WEIGHT
+    hits = []
+    for chunk_id, row in rows.items():
+        similarity = vector.get(chunk_id)
+        if similarity is None and chunk_id in text:
+            similarity = None if row[7] is None else float(row[7])
+        if similarity is not None and similarity < min_score:
+            continue
+        v = ((similarity if similarity is not None else vlow) - vlow) / ((vhigh - vlow) or 1.0)
+        t = (text.get(chunk_id, tlow) - tlow) / ((thigh - tlow) or 1.0) if chunk_id in text else 0.0
+        hits.append((weight * v + (1 - weight) * t, _hit(row, score=0.0, similarity=similarity)))
+    hits.sort(key=lambda pair: (-pair[0], -(pair[1].similarity or 0.0), pair[1].chunk_id))
+    for score, hit in hits:
+        hit.score = min(1.0, max(0.0, score))  # the rank uses the raw value; the reported score stays in 0..1
+    return [hit for _, hit in hits]
 
 
 async def asearch_collection(**kwargs: Any) -> SearchResult:
