@@ -41,6 +41,7 @@ def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: 
 )
 def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """A batch of ``[document_id, content_hash]`` pairs, embedded together (knowledge.ingestion.documents_ingest)."""
+    from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, documents_ingest
 
     try:
@@ -50,6 +51,7 @@ def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ig
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
     counts: dict[str, int] = {}
     for outcome in outcomes.values():
+        record_document(outcome.status)
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts
 
