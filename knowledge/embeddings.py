@@ -142,13 +142,13 @@ def _default_threads() -> int:
     override = os.environ.get(THREADS_ENV)
     if override and override.isdigit() and int(override) > 0:
         return int(override)
-    # All cores of a small box, but at most 4: MiniLM's matrices are too small to scale further, and a
-    # Celery worker with concurrency > 1 should set AIVAX_EMBEDDING_THREADS=1 to avoid oversubscription.
+    # Every core this process may run on (a worker indexing a bulk upload should use them all). A Celery worker
+    # with concurrency > 1 should set AIVAX_EMBEDDING_THREADS=1 to avoid oversubscription.
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, cores)
 
 
 class _MiniLMRuntime:

@@ -15,18 +15,25 @@ nothing while empty. A dimension outside ``INDEXED_DIMENSIONS`` (up to 2,000, pg
 chunks); adding a dimension is one more index in a migration. The HNSW indexes are created by SQL in
 migration 0001, since an index on a cast expression is beyond Django's index classes.
 
-Full text: ``Chunk.search_vector`` is a stored generated ``tsvector`` (English configuration) with a GIN index;
-the database keeps it in step with ``text``.
+Full text: each collection has a ``language``, a PostgreSQL text search configuration (``english``,
+``portuguese``, ``spanish``, ..., or ``simple``: no stemming, no stop words). Each chunk carries a copy of it as a
+``regconfig`` (``Chunk.language``), and ``Chunk.search_vector`` is a stored generated ``to_tsvector(language,
+text)`` with a GIN index: the database keeps it in step with ``text``, and changing a collection's language is
+one ``UPDATE`` of its chunks' ``language``. The column is a ``regconfig``, not text: a generated column needs an
+immutable expression, and a text -> regconfig cast is not (it depends on ``search_path``). Collections created
+before languages existed stay ``english``.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import F, Value
 from django.utils import timezone
 from pgvector.django import VectorField
 
@@ -38,7 +45,20 @@ LOCAL_EMBEDDING_DIMENSION = 384
 # Dimensions with their own HNSW index (see the module docstring).
 INDEXED_DIMENSIONS = (384, 768, 1024, 1536)
 MAX_DIMENSION = 2000
-TEXT_SEARCH_CONFIG = "english"
+TEXT_SEARCH_CONFIG = "english"  # the default language, and what collections created before languages use
+# PostgreSQL's built-in text search configurations (PostgreSQL 16+; `simple` only lowercases).
+LANGUAGES = (
+    "simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish", "french",
+    "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian", "lithuanian", "nepali", "norwegian",
+    "portuguese", "romanian", "russian", "serbian", "spanish", "swedish", "tamil", "turkish", "yiddish",
+)  # fmt: skip
+
+
+class RegConfigField(models.TextField):
+    """A PostgreSQL ``regconfig`` (a text search configuration), read and written as its name."""
+
+    def db_type(self, connection: Any) -> str:
+        return "regconfig"
 
 
 class Collection(TenantModel):
@@ -51,6 +71,8 @@ class Collection(TenantModel):
     embedding_api_key = EncryptedTextField(blank=True, default="")
     chunk_max_tokens = models.PositiveSmallIntegerField(default=254)
     chunk_overlap_tokens = models.PositiveSmallIntegerField(default=32)
+    # The text search configuration of its full-text index and queries (one of LANGUAGES).
+    language = models.CharField(max_length=32, default=TEXT_SEARCH_CONFIG)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -137,8 +159,9 @@ class Chunk(TenantModel):
     token_count = models.PositiveIntegerField()
     dimension = models.PositiveSmallIntegerField()
     embedding = VectorField()
+    language = RegConfigField(db_default=Value(TEXT_SEARCH_CONFIG))  # the collection's, copied (see the docstring)
     search_vector = models.GeneratedField(
-        expression=SearchVector("text", config=TEXT_SEARCH_CONFIG),
+        expression=SearchVector("text", config=F("language")),
         output_field=SearchVectorField(),
         db_persist=True,
     )

@@ -26,7 +26,10 @@ def local_embedder() -> LocalMiniLMEmbedder:
     global _local
     with _local_lock:
         if _local is None:
-            _local = LocalMiniLMEmbedder(batch_size=16)
+            from django.conf import settings
+
+            threads = int(getattr(settings, "KNOWLEDGE_EMBEDDING_THREADS", 0) or 0)
+            _local = LocalMiniLMEmbedder(batch_size=16, threads=threads or None)
         return _local
 
 

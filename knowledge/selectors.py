@@ -31,6 +31,7 @@ class CollectionState:
     failed: int
     cancelled: int
     chunks: int
+    outdated: int = 0  # indexed with another model than the collection's (a re-index to a new model in progress)
 
     def as_api(self) -> dict[str, int]:
         return {
@@ -40,6 +41,7 @@ class CollectionState:
             "failedDocuments": self.failed,
             "cancelledDocuments": self.cancelled,
             "chunks": self.chunks,
+            "outdatedDocuments": self.outdated,
         }
 
 
@@ -53,6 +55,12 @@ def collection_state(*, collection: Collection) -> CollectionState:
             indexed=Count("pk", filter=Q(status=DocumentStatus.INDEXED)),
             failed=Count("pk", filter=Q(status=DocumentStatus.FAILED)),
             cancelled=Count("pk", filter=Q(status=DocumentStatus.CANCELLED)),
+            outdated=Count(
+                "pk",
+                filter=Q(status__in=[DocumentStatus.INDEXED, DocumentStatus.QUEUED, DocumentStatus.PROCESSING])
+                & ~Q(indexed_model="")
+                & ~Q(indexed_model=collection.embedding_model),
+            ),
         )
     )
     chunks = (

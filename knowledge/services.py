@@ -1,8 +1,9 @@
 """Knowledge writes: collections, documents (text, bulk JSONL, files), and what enqueues their indexing.
 
-Every write that needs indexing sets the document ``queued`` and enqueues ``knowledge.ingest_document`` with the
-document id and its content hash *on commit*; the task (knowledge.ingestion) does the rest. An upsert whose
-content, reference, tags and metadata are all unchanged is ``NotModified``: nothing is re-embedded or billed.
+Every write that needs indexing sets the document ``queued`` and enqueues ``knowledge.ingest_documents`` with the
+document id and its content hash (batched, see ``enqueue_indexing``) *on commit*; the task (knowledge.ingestion)
+does the rest. An upsert whose content, reference, tags and metadata are all unchanged is ``NotModified``: nothing
+is re-embedded or billed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from billing.pricing import UsageLine, aprice_platform_sku, price_platform_sku
 from knowledge import parsing
 from knowledge.bulk import MAX_NAME, BulkDocument, normalise_tags
 from knowledge.models import (
+    LANGUAGES,
     LOCAL_EMBEDDING_DIMENSION,
     LOCAL_EMBEDDING_MODEL,
     MAX_DIMENSION,
@@ -52,16 +54,25 @@ def content_hash(data: str | bytes) -> str:
 
 
 def enqueue_indexing(documents: list[Document]) -> None:
-    """Send each document's indexing task once the surrounding transaction commits."""
+    """Send the documents' indexing tasks once the surrounding transaction commits.
+
+    Text documents go in batches of ``KNOWLEDGE_INDEX_BATCH`` per task (``knowledge.ingest_documents``), so that
+    a bulk upload's short documents share model calls; a file, which can be large and slow to parse, has a task
+    of its own. Each document keeps its own status and progress either way."""
     if not documents:
         return
-    jobs = [(str(d.pk), d.content_hash) for d in documents]
+    from django.conf import settings
+
+    size = max(1, int(getattr(settings, "KNOWLEDGE_INDEX_BATCH", 32)))
+    texts = [(str(d.pk), d.content_hash) for d in documents if d.source_kind != SourceKind.FILE]
+    files = [(str(d.pk), d.content_hash) for d in documents if d.source_kind == SourceKind.FILE]
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)] + [[job] for job in files]
 
     def send() -> None:
-        from knowledge.tasks import ingest_document
+        from knowledge.tasks import ingest_documents
 
-        for document_id, digest in jobs:
-            ingest_document.delay(document_id, digest)
+        for jobs in batches:
+            ingest_documents.delay([list(job) for job in jobs])
 
     transaction.on_commit(send)
 
@@ -128,8 +139,11 @@ def collection_create(
     embedding_api_key: str = "",
     chunk_max_tokens: int | None = None,
     chunk_overlap_tokens: int | None = None,
+    language: str | None = None,
 ) -> Collection:
     fields: dict[str, Any] = {"name": (name or "").strip()}
+    if language is not None:
+        fields["language"] = text_search_language(language)
     fields.update(_embedding_fields(embedding_model, embedding_dimension, embedding_base_url, embedding_api_key))
     if chunk_max_tokens is not None:
         fields["chunk_max_tokens"] = chunk_max_tokens
@@ -151,10 +165,13 @@ def collection_update(
     embedding_api_key: str | None = None,
     chunk_max_tokens: int | None = None,
     chunk_overlap_tokens: int | None = None,
+    language: str | None = None,
 ) -> tuple[Collection, bool]:
     """Change a collection. A new embedding model or chunking re-indexes every document; returns (collection,
-    reindexing)."""
+    reindexing). A new language re-indexes the full text only (no embedding), in SQL, on commit."""
     fields: dict[str, Any] = {}
+    if language is not None:
+        fields["language"] = text_search_language(language)
     if name is not None:
         fields["name"] = name.strip()
     if embedding_model is not None:
@@ -175,12 +192,60 @@ def collection_update(
     index_fields = ("embedding_model", "embedding_dimension", "embedding_base_url", "chunk_max_tokens")
     index_fields += ("chunk_overlap_tokens",)
     reindex = any(k in fields and fields[k] != getattr(collection, k) for k in index_fields)
+    relanguage = "language" in fields and fields["language"] != collection.language
     for key, value in fields.items():
         setattr(collection, key, value)
     collection.save()
     if reindex:
         collection_reindex(collection=collection)
+    if relanguage:
+        chunks_set_language(collection=collection)
     return collection, reindex
+
+
+# ISO 639-1 codes (and pt-BR style tags) for the built-in configurations; anything else must be a config's name.
+_LANGUAGE_CODES = {
+    "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "da": "danish", "nl": "dutch",
+    "en": "english", "fi": "finnish", "fr": "french", "de": "german", "el": "greek", "hi": "hindi",
+    "hu": "hungarian", "id": "indonesian", "ga": "irish", "it": "italian", "lt": "lithuanian", "ne": "nepali",
+    "no": "norwegian", "nb": "norwegian", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian",
+    "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
+}  # fmt: skip
+
+
+def text_search_language(value: str) -> str:
+    """The PostgreSQL text search configuration for ``value``: a configuration's name (``portuguese``,
+    ``simple``) or a language code (``pt``, ``pt-BR``)."""
+    name = (value or "").strip().lower() if isinstance(value, str) else ""
+    name = _LANGUAGE_CODES.get(name.replace("_", "-").split("-")[0], name) if len(name) <= 5 else name
+    if name not in LANGUAGES:
+        raise InvalidRequest(
+            f"'language' must be one of {', '.join(LANGUAGES)} (or a language code such as 'pt').", param="language"
+        )
+    return name
+
+
+def chunks_set_language(*, collection: Collection) -> None:
+    """Re-index the collection's full text in its (new) language, once the surrounding transaction commits.
+
+    One UPDATE of the chunks' ``language``: PostgreSQL recomputes each generated ``search_vector``; no embedding.
+    A concurrent ingestion cannot leave chunks in the old language: it reads the language with the collection row
+    ``FOR SHARE`` in the transaction that inserts the chunks, so either it commits first (this update, which locks
+    that row ``FOR UPDATE``, waits, and its UPDATE then sees those chunks), or it reads the new language.
+    """
+    from django.db import connection
+
+    def update() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE knowledge_chunk SET language = c.language::regconfig FROM knowledge_collection c "
+                "WHERE c.id = %s AND knowledge_chunk.collection_id = c.id "
+                "AND knowledge_chunk.organization_id = c.organization_id AND knowledge_chunk.language <> "
+                "c.language::regconfig",
+                [collection.pk],
+            )
+
+    transaction.on_commit(update)
 
 
 @transaction.atomic
@@ -250,6 +315,7 @@ def collection_delete(*, collection: Collection) -> None:
 class UpsertResult:
     document: Document
     state: UpsertState
+    needs_indexing: bool = False
 
 
 def _check_name(name: str, param: str = "name") -> str:
@@ -266,12 +332,22 @@ def _upsert(
     digest: str,
     values: dict[str, Any],
     file: tuple[str, bytes] | None = None,
+    to_index: list[Document] | None = None,
 ) -> UpsertResult:
-    """Create or update the document named ``name``; queue it when its content changed (or it never indexed)."""
+    """Create or update the document named ``name``; queue it when its content changed (or it never indexed).
+
+    With ``to_index``, a document to index is appended there instead of enqueued: the caller enqueues the lot
+    (a bulk upload's documents then share indexing batches)."""
     for _attempt in range(2):
         try:
             with transaction.atomic():
-                return _upsert_once(collection=collection, name=name, digest=digest, values=values, file=file)
+                result = _upsert_once(collection=collection, name=name, digest=digest, values=values, file=file)
+            if result.needs_indexing:
+                if to_index is None:
+                    enqueue_indexing([result.document])
+                else:
+                    to_index.append(result.document)
+            return result
         except IntegrityError:
             continue  # created concurrently under the same name: the second pass updates it
     raise InvalidRequest("The document is being written concurrently; retry.", param="name")
@@ -300,8 +376,7 @@ def _upsert_once(
         if file is not None:
             document.file.save(file[0], ContentFile(file[1]), save=False)
         document.save(force_insert=True)
-        enqueue_indexing([document])
-        return UpsertResult(document, UpsertState.CREATED)
+        return UpsertResult(document, UpsertState.CREATED, needs_indexing=True)
 
     same_content = existing.content_hash == digest and existing.status not in (
         DocumentStatus.FAILED,
@@ -326,9 +401,7 @@ def _upsert_once(
             existing.file.save(file[0], ContentFile(file[1]), save=False)
             _delete_files_on_commit([old_file])
     existing.save()
-    if not same_content:
-        enqueue_indexing([existing])
-    return UpsertResult(existing, UpsertState.MODIFIED)
+    return UpsertResult(existing, UpsertState.MODIFIED, needs_indexing=not same_content)
 
 
 def document_upsert(
@@ -339,6 +412,7 @@ def document_upsert(
     reference: str = "",
     tags: list[str] | tuple[str, ...] | str | None = None,
     metadata: dict[str, Any] | None = None,
+    to_index: list[Document] | None = None,
 ) -> UpsertResult:
     """The AIVAX ``PUT .../documents``: Created, Modified, or NotModified (nothing re-embedded, nothing billed)."""
     name = _check_name(name)
@@ -361,7 +435,7 @@ def document_upsert(
         "source_kind": SourceKind.TEXT,
         "size_bytes": len(contents.encode()),
     }
-    return _upsert(collection=collection, name=name, digest=content_hash(contents), values=values)
+    return _upsert(collection=collection, name=name, digest=content_hash(contents), values=values, to_index=to_index)
 
 
 @dataclass(frozen=True)
@@ -373,9 +447,11 @@ class BulkResult:
 
 
 def documents_bulk_upsert(*, collection: Collection, documents: list[BulkDocument]) -> BulkResult:
-    """Upsert each line of a validated JSONL file (knowledge.bulk.parse_bulk_jsonl) in one transaction."""
+    """Upsert each line of a validated JSONL file (knowledge.bulk.parse_bulk_jsonl) in one transaction; the
+    documents to index are enqueued together (in batches, see ``enqueue_indexing``) when it commits."""
     counts = dict.fromkeys(UpsertState, 0)
     ids: list[str] = []
+    to_index: list[Document] = []
     with transaction.atomic():
         for item in documents:
             result = document_upsert(
@@ -385,9 +461,11 @@ def documents_bulk_upsert(*, collection: Collection, documents: list[BulkDocumen
                 reference=item.reference,
                 tags=list(item.tags),
                 metadata=item.metadata,
+                to_index=to_index,
             )
             counts[result.state] += 1
             ids.append(str(result.document.pk))
+        enqueue_indexing(to_index)
     return BulkResult(counts[UpsertState.CREATED], counts[UpsertState.MODIFIED], counts[UpsertState.NOT_MODIFIED], ids)
 
 

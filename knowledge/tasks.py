@@ -29,6 +29,33 @@ def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: 
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
 
 
+@shared_task(
+    name="knowledge.ingest_documents",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=5,
+    soft_time_limit=20 * 60,
+    time_limit=25 * 60,
+)
+def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """A batch of ``[document_id, content_hash]`` pairs, embedded together (knowledge.ingestion.documents_ingest)."""
+    from aivax.metrics import record_document
+    from knowledge.ingestion import RetryLater, documents_ingest
+
+    try:
+        outcomes = documents_ingest(jobs=[(str(i), str(h)) for i, h in jobs])
+    except RetryLater as exc:
+        # The stopped documents are queued again; the retried message claims them (and only them) again.
+        raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        record_document(outcome.status)
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
 @shared_task(name="knowledge.requeue_stale_documents", ignore_result=True)
 def requeue_stale_documents() -> dict[str, int]:
     from knowledge.ingestion import documents_requeue_stale

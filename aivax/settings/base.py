@@ -143,6 +143,11 @@ CELERY_TIMEZONE = "UTC"
 # Workers log through settings.LOGGING (JSON lines with the request id), not Celery's own root-logger setup.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Knowledge indexing: text documents per indexing task (their chunks share model calls), and the local embedding
+# model's intra-op threads (0 = every core this process may run on; set 1 with a worker concurrency above 1).
+KNOWLEDGE_INDEX_BATCH = env.env_int("KNOWLEDGE_INDEX_BATCH", 32)
+KNOWLEDGE_EMBEDDING_THREADS = env.env_int("AIVAX_EMBEDDING_THREADS", 0)
+
 # Outbound calls to upstream models.
 UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))
 UPSTREAM_READ_TIMEOUT = float(env.env_str("UPSTREAM_READ_TIMEOUT", "120"))

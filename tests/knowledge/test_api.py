@@ -202,3 +202,38 @@ def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_or
     assert index_queued(collection) == ["indexed"]
     document = Document.objects.for_org(funded_org).get(name="notes.md")
     assert document.status == DocumentStatus.INDEXED and document.file_kind == "md"
+
+
+def test_collection_language_on_create_and_patch(api: Api, funded_org) -> None:  # type: ignore[no-untyped-def]
+    status, body = api.post("/collections", {"collectionName": "Ajuda", "language": "pt-BR"})
+    assert status == 201 and body["data"]["language"] == "portuguese"
+    collection_id = body["data"]["id"]
+    status, body = api.post("/collections", {"collectionName": "Old style"})
+    assert status == 201 and body["data"]["language"] == "english"
+    status, body = api.post("/collections", {"collectionName": "Bad", "language": "elvish"})
+    assert status == 400 and body["error"]["param"] == "language"
+    status, body = api.patch(f"/collections/{collection_id}", {"language": "simple"})
+    assert status == 200 and body["data"]["language"] == "simple"
+    assert body["message"] == "Collection updated."  # the full text is redone in SQL: no re-embedding
+
+
+def test_reindex_is_an_explicit_action_with_progress(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a", "b"):
+        status, _ = api.put(f"/collections/{collection.pk}/documents", {"name": name, "contents": f"Text {name}."})
+        assert status == 200
+    index_queued(collection)
+    # Indexed by an older model than the collection's (as after an upgrade of the default).
+    Document.objects.for_org(funded_org).filter(name="a").update(indexed_model="local/older-model")
+    status, body = api.get(f"/collections/{collection.pk}")
+    assert body["data"]["state"]["outdatedDocuments"] == 1
+
+    status, body = api.post(f"/collections/{collection.pk}/reindex", {})
+    assert status == 202 and body["data"]["queuedDocuments"] == 2
+    state = body["data"]["state"]
+    assert (state["queuedDocuments"], state["indexedDocuments"], state["outdatedDocuments"]) == (2, 0, 1)
+    assert set(index_queued(collection)) == {"indexed"}
+    status, body = api.get(f"/collections/{collection.pk}")
+    state = body["data"]["state"]
+    assert (state["queuedDocuments"], state["indexedDocuments"], state["outdatedDocuments"]) == (0, 2, 0)
+    status, body = api.post("/collections/00000000-0000-0000-0000-000000000000/reindex", {})
+    assert status == 404
