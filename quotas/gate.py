@@ -10,6 +10,7 @@ documents count against the documents limits only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -128,6 +129,18 @@ def _remember(request_id: str, admission: Admission) -> None:
     _pending[request_id] = (now, admission)
 
 
+_INLINE_COUNT_MESSAGES = 32
+_INLINE_COUNT_CHARS = 20_000
+
+
+def _rough_chars(messages: Sequence[Any]) -> int:
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+        total += len(content) if isinstance(content, str) else len(str(content or ""))
+    return total
+
+
 def estimate_prompt_tokens(messages: Sequence[Any]) -> int:
     """The caller's messages in tokens (pydantic messages or dicts); grounding and the gateway's own prompt are
     not known yet at admission and come in with the correction."""
@@ -145,7 +158,12 @@ async def admit_inference(
     """One request and the prompt's tokens (given, or estimated from `messages`) against every level, or a
     RateLimited (429) with Retry-After."""
     if prompt_tokens is None:
-        prompt_tokens = estimate_prompt_tokens(messages)
+        # A long conversation takes milliseconds to tokenize: count it off the event loop so other streams and
+        # /healthz are not stalled meanwhile (short ones are cheaper inline than a thread hop).
+        if len(messages) > _INLINE_COUNT_MESSAGES or _rough_chars(messages) > _INLINE_COUNT_CHARS:
+            prompt_tokens = await asyncio.to_thread(estimate_prompt_tokens, messages)
+        else:
+            prompt_tokens = estimate_prompt_tokens(messages)
     org = await _org_limits(subject.organization_id)
     limits = policy.applicable(
         organization_id=subject.organization_id,
