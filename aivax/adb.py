@@ -10,7 +10,7 @@ settings as Django's connection (including the test database name during tests).
 - discards a connection that broke during a statement (psycopg marks it BAD; the pool never hands it out again);
 - waits at most `DB_POOL_TIMEOUT` seconds for a free connection, then raises `PoolTimeout`, which the API
   answers with 503 + Retry-After (aivax.outage), never 500;
-- reconnects by itself in the background once the database is back: no process restart is needed.
+- reconnects by itself once the database is back (within DB_POOL_RECONNECT_SECONDS): no restart is needed.
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def _new_pool() -> AsyncConnectionPool:
         timeout=settings.DB_POOL_TIMEOUT,
         check=AsyncConnectionPool.check_connection,
         max_idle=60,
-        # While the database is away the pool keeps trying to refill itself for this long before giving up on a
-        # slot (it tries again at the next checkout): far longer than any restart or failover.
-        reconnect_timeout=300,
+        # While the database is away a refill attempt backs off (1 s, 2 s, 4 s, ...) for at most this long, then
+        # gives up and the next checkout starts a fresh one: the pool finds a returned database within a few
+        # seconds however long the outage was.
+        reconnect_timeout=settings.DB_POOL_RECONNECT_SECONDS,
         name="aivax-adb",
         open=False,
     )

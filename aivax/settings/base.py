@@ -86,6 +86,7 @@ DB_POOL_MIN_SIZE = env.env_int("DB_POOL_MIN_SIZE", 1)
 DB_POOL_MAX_SIZE = env.env_int("DB_POOL_MAX_SIZE", 16)
 DB_POOL_TIMEOUT = float(env.env_str("DB_POOL_TIMEOUT", "5"))
 DB_CONNECT_TIMEOUT = float(env.env_str("DB_CONNECT_TIMEOUT", "5"))
+DB_POOL_RECONNECT_SECONDS = float(env.env_str("DB_POOL_RECONNECT_SECONDS", "5"))
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
