@@ -1,0 +1,54 @@
+"""Redis killed while traffic flows: Redis only caches API keys and gateways (the database has them), so every
+request is still served, from the database; /readyz reports the outage; back up, Redis is used again without a
+restart. Rate limits follow RATE_LIMIT_ON_REDIS_FAILURE."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import redis
+from django.test import override_settings
+
+from aivax.errors import ServiceUnavailable
+from aivax.outage import counters, rate_limit_redis_failure
+from tests.faults.stack import FaultStack, Traffic
+
+
+def test_redis_outage_falls_back_to_the_database(healthy: FaultStack) -> None:
+    stack = healthy
+    gateway = stack.seed["gateways"]["steady"]
+    stack.stub.app.script("steady", chunk_delay=0.05)
+    with Traffic(stack, gateway, workers=6) as traffic:
+        time.sleep(1.0)
+        stack.stop_redis()
+        down_at = time.monotonic()
+        time.sleep(2.5)
+        assert httpx.get(f"{stack.url}/readyz", timeout=5).status_code == 503
+        # A key and a gateway never seen before (not cached anywhere) are found in the database.
+        assert stack.chat(gateway, "fresh while redis is down").status == 200
+        stack.start_redis()
+        up_at = time.monotonic()
+        time.sleep(2.0)
+
+    outcomes = [o for _, o in traffic.outcomes]
+    failed = [o for o in outcomes if o.status != 200 or not (o.done or o.body)]
+    assert not failed, (failed[:5], stack.web_log())
+    assert len(traffic.since(down_at)) > len(traffic.since(up_at)) > 0  # traffic flowed during the outage
+    assert httpx.get(f"{stack.url}/readyz", timeout=5).status_code == 200
+    # Back up, the cache is filled again (the web process reconnected by itself).
+    assert stack.chat(gateway).status == 200
+    client = redis.Redis.from_url(stack.redis_url)
+    assert client.keys("*apikey*") and client.keys("*gw*")
+
+
+def test_rate_limit_policy_when_redis_is_down() -> None:
+    error = redis.exceptions.ConnectionError("down")
+    before = counters().get("ratelimit.fail_open", 0)
+    with override_settings(RATE_LIMIT_ON_REDIS_FAILURE="open"):
+        rate_limit_redis_failure(error)  # lets the request through
+    assert counters()["ratelimit.fail_open"] == before + 1
+    with override_settings(RATE_LIMIT_ON_REDIS_FAILURE="closed"), pytest.raises(ServiceUnavailable) as refused:
+        rate_limit_redis_failure(error)
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"]
