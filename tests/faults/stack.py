@@ -299,8 +299,17 @@ async def request(
 class Traffic:
     """`workers` clients sending requests back to back (half of them streams) until stopped; every outcome kept."""
 
-    def __init__(self, stack: FaultStack, gateway: str, *, workers: int = 6, text: str = "one two three four") -> None:
+    def __init__(
+        self,
+        stack: FaultStack,
+        gateway: str,
+        *,
+        workers: int = 6,
+        text: str = "one two three four",
+        streams_only: bool = False,
+    ) -> None:
         self.stack, self.gateway, self.workers, self.text = stack, gateway, workers, text
+        self.streams_only = streams_only
         self.outcomes: list[tuple[float, Outcome]] = []  # (when the request started, how it ended)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -319,7 +328,7 @@ class Traffic:
             async def worker(index: int) -> None:
                 while not self._stop.is_set():
                     started = time.monotonic()
-                    outcome = await request(self.stack, self.gateway, self.text, stream=index % 2 == 0, client=client)
+                    outcome = await request(self.stack, self.gateway, self.text, stream=self.streams_only or index % 2 == 0, client=client)
                     self.outcomes.append((started, outcome))
                     if outcome.status != 200:
                         await asyncio.sleep(0.05)
