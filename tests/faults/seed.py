@@ -32,6 +32,7 @@ def main(stub_base_url: str) -> None:
             Price.objects.create(catalog_model=catalog, sku=sku, unit_price=price)
         return catalog
 
+    Price.objects.create(catalog_model=None, sku="knowledge.embedding", unit_price=Decimal("0.00000002"))
     owner = user_create(email="owner@faults.test", password="pw-owner-123!")
     org = organization_create(name="Faults", owner=owner)
     credit_grant(organization=org, amount=Decimal("100"), reason="fault tests", staff_user=None)

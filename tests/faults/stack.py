@@ -193,6 +193,10 @@ class FaultStack:
             stderr=subprocess.STDOUT,
         )
 
+    def worker_log(self) -> str:
+        path = self.root / "worker.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
     def kill_worker(self) -> None:
         assert self.worker is not None
         self.worker.send_signal(signal.SIGKILL)
@@ -328,7 +332,9 @@ class Traffic:
             async def worker(index: int) -> None:
                 while not self._stop.is_set():
                     started = time.monotonic()
-                    outcome = await request(self.stack, self.gateway, self.text, stream=self.streams_only or index % 2 == 0, client=client)
+                    outcome = await request(
+                        self.stack, self.gateway, self.text, stream=self.streams_only or index % 2 == 0, client=client
+                    )
                     self.outcomes.append((started, outcome))
                     if outcome.status != 200:
                         await asyncio.sleep(0.05)
