@@ -52,3 +52,28 @@ def test_rate_limit_policy_when_redis_is_down() -> None:
     with override_settings(RATE_LIMIT_ON_REDIS_FAILURE="closed"), pytest.raises(ServiceUnavailable) as refused:
         rate_limit_redis_failure(error)
     assert refused.value.status == 503 and refused.value.headers["Retry-After"]
+
+
+def test_enqueue_while_redis_is_down_leaves_the_document_queued_for_the_sweeper(healthy: FaultStack) -> None:
+    stack = healthy
+    with httpx.Client(base_url=f"{stack.url}/api/v1", headers=stack.headers(), timeout=30) as api:
+        response = api.post("/collections", json={"collectionName": "Queued while down"})
+        assert response.status_code == 201, response.text
+        collection_id = response.json()["data"]["id"]
+        stack.stop_redis()
+        response = api.put(
+            f"/collections/{collection_id}/documents", json={"name": "a.txt", "contents": "Saved while Redis was down."}
+        )
+    assert response.status_code == 200, (response.text, stack.web_log())
+    document_id = response.json()["data"]["documentId"]
+    assert stack.sql("SELECT status FROM knowledge_document WHERE id = %s", [document_id])[0][0] == "queued"
+    stack.start_redis()
+    out = stack.manage(
+        "shell",
+        "-c",
+        "from datetime import timedelta; from django.utils import timezone; "
+        "from knowledge.ingestion import documents_requeue_stale as s; "
+        "print(s(now=timezone.now() + timedelta(hours=1)))",
+    )
+    assert "resent=1" in out, out
+    assert redis.Redis.from_url(stack.redis_url).keys("*queue*")  # the message is on the broker now
