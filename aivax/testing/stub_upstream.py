@@ -81,8 +81,9 @@ def _words(text: str) -> list[str]:
 
 
 class StubUpstream:
-    def __init__(self) -> None:
+    def __init__(self, default: Script | None = None) -> None:
         self.state = StubState()
+        self.default = default or Script()  # for models without a script of their own
 
     # -- test helpers ----------------------------------------------------------------------------------------
     def script(self, model: str, **kwargs: Any) -> Script:
@@ -121,7 +122,7 @@ class StubUpstream:
         model = str(body.get("model", ""))
         with self.state.lock:
             self.state.requests.append({**body, "_authorization": headers.get("authorization")})
-            script = self.state.scripts.get(model, Script())
+            script = self.state.scripts.get(model, self.default)
             failed = self.state.failures.get(model, 0)
             should_fail = script.status != 200 and (script.fail_times is None or failed < script.fail_times)
             if should_fail:
@@ -424,8 +425,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed words")
+    parser.add_argument("--content", default=None, help="the answer (default: echo the last user message)")
     args = parser.parse_args()
-    uvicorn.run(StubUpstream(), host="127.0.0.1", port=args.port, log_level="error", lifespan="off", access_log=False)
+    default = Script(chunk_delay=args.chunk_delay, content=args.content)
+    app = StubUpstream(default)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="error", lifespan="off", access_log=False)
 
 
 if __name__ == "__main__":
