@@ -53,7 +53,9 @@ async def one_stream(client: httpx.AsyncClient, url: str, body: dict) -> tuple[s
         return type(exc).__name__, first
 
 
-async def run_level(url: str, key: str, slug: str, streams: int, words: int, web_pid: int) -> dict[str, object]:
+async def run_level(
+    url: str, key: str, slug: str, streams: int, words: int, web_pid: int, ramp: float = 0.0
+) -> dict[str, object]:
     body = {
         "model": slug,
         "messages": [{"role": "user", "content": " ".join(f"w{i}" for i in range(words))}],
@@ -66,8 +68,13 @@ async def run_level(url: str, key: str, slug: str, streams: int, words: int, web
     timeout = httpx.Timeout(connect=120, read=120, write=60, pool=300)
     peak = base_rss
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=timeout) as client:
-        tasks = [asyncio.ensure_future(one_stream(client, url, body)) for _ in range(streams)]
         started = time.monotonic()
+        tasks = []
+        for index in range(streams):  # opened evenly over `ramp` seconds (0: all at once, a burst)
+            tasks.append(asyncio.ensure_future(one_stream(client, url, body)))
+            if ramp and index % 50 == 49:
+                await asyncio.sleep(ramp * 50 / streams)
+                peak = max(peak, proc.memory_info().rss)
         while not all(t.done() for t in tasks):
             peak = max(peak, proc.memory_info().rss)
             await asyncio.sleep(0.25)
@@ -94,6 +101,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--chunk-delay", type=float, default=1.0)
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the streams are opened")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -116,11 +124,14 @@ def main() -> None:
             web_pid = children[0].pid
         url = f"{url}/chat/completions"
         asyncio.run(run_level(url, key, slug, 20, 3, web_pid))  # warm up
-        print(f"open streams through one web process; {args.words} words, one every {args.chunk_delay}s")
+        print(
+            f"open streams through one web process; {args.words} words, one every {args.chunk_delay}s, "
+            f"opened over {args.ramp}s"
+        )
         print("| streams | ok | errors | first chunk p50 | first chunk p99 | KB per open stream | RSS before -> peak |")
         print("|---|---|---|---|---|---|---|")
         for streams in args.streams:
-            r = asyncio.run(run_level(url, key, slug, streams, args.words, web_pid))
+            r = asyncio.run(run_level(url, key, slug, streams, args.words, web_pid, args.ramp))
             print(
                 f"| {r['streams']} | {r['ok']} | {r['errors']} {r['outcomes'] if r['errors'] else ''} "
                 f"| {r['first_p50_ms']:.0f} ms | {r['first_p99_ms']:.0f} ms | {r['kb_per_stream']:.1f} "

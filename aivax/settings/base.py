@@ -83,8 +83,8 @@ DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.env_bool("DB_DISABLE_S
 # The async pool of the inference hot path (aivax/adb.py), per web process: its size, how long a request may
 # wait for a connection before it is answered 503 + Retry-After, and the connect timeout of every connection.
 DB_POOL_MIN_SIZE = env.env_int("DB_POOL_MIN_SIZE", 1)
-DB_POOL_MAX_SIZE = env.env_int("DB_POOL_MAX_SIZE", 16)
-DB_POOL_TIMEOUT = float(env.env_str("DB_POOL_TIMEOUT", "5"))
+DB_POOL_MAX_SIZE = env.env_int("DB_POOL_MAX_SIZE", 32)
+DB_POOL_TIMEOUT = float(env.env_str("DB_POOL_TIMEOUT", "10"))
 DB_CONNECT_TIMEOUT = float(env.env_str("DB_CONNECT_TIMEOUT", "5"))
 DB_POOL_RECONNECT_SECONDS = float(env.env_str("DB_POOL_RECONNECT_SECONDS", "5"))
 
