@@ -72,7 +72,9 @@ async def pool() -> AsyncConnectionPool:
     return current
 
 
-async def fetchone(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    async with (await pool()).connection() as conn:
+async def fetchone(sql: str, params: list[Any], *, timeout: float | None = None) -> tuple[Any, ...] | None:
+    """Run one statement; `timeout` overrides DB_POOL_TIMEOUT (a settle of an answer already delivered may wait
+    longer than a reserve, which should rather be refused quickly)."""
+    async with (await pool()).connection(timeout=timeout) as conn:
         cursor = await conn.execute(sql, params)
         return await cursor.fetchone() if cursor.description else None
