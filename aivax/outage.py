@@ -65,18 +65,3 @@ def unavailable_for(exc: BaseException) -> ServiceUnavailable | None:
         logger.warning("redis unavailable: %s: %s", type(exc).__name__, exc)
         return unavailable("The service is temporarily unavailable (cache). Nothing was billed; retry shortly.")
     return None
-
-
-def rate_limit_redis_failure(exc: BaseException) -> None:
-    """Call from a rate limiter whose Redis call failed with `exc` (one of REDIS_ERRORS).
-
-    Policy `RATE_LIMIT_ON_REDIS_FAILURE`: "open" (default) returns, and the request goes on unlimited (logged,
-    counted as "ratelimit.fail_open"); "closed" raises ServiceUnavailable (503 + Retry-After), counted as
-    "ratelimit.fail_closed". Limits are abuse protection, not billing: the balance floor still holds either way.
-    """
-    if str(settings.RATE_LIMIT_ON_REDIS_FAILURE).lower() == "closed":
-        count("ratelimit.fail_closed")
-        logger.warning("rate limit unavailable (%s): refusing (policy closed)", type(exc).__name__)
-        raise unavailable("Rate limits cannot be checked right now. Retry shortly.") from exc
-    count("ratelimit.fail_open")
-    logger.warning("rate limit unavailable (%s): letting the request through (policy open)", type(exc).__name__)

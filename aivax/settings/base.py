@@ -97,9 +97,6 @@ REDIS_MAX_CONNECTIONS = env.env_int("REDIS_MAX_CONNECTIONS", 64)
 REDIS_POOL_TIMEOUT = float(env.env_str("REDIS_POOL_TIMEOUT", "2"))
 REDIS_SOCKET_TIMEOUT = float(env.env_str("REDIS_SOCKET_TIMEOUT", "1"))
 REDIS_RETRY_SECONDS = float(env.env_str("REDIS_RETRY_SECONDS", "2"))
-# What rate limits do while Redis is unreachable: "open" lets requests through (logged and counted),
-# "closed" refuses them with 503 + Retry-After. See docs/faults.md.
-RATE_LIMIT_ON_REDIS_FAILURE = env.env_str("RATE_LIMIT_ON_REDIS_FAILURE", "open")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
