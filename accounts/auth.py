@@ -4,6 +4,10 @@ A key's record is cached in Redis (only there: no process keeps a copy) under it
 the key (revoke, edit, delete; services, console, API or Django admin: accounts/receivers.py) deletes that entry
 at once and on commit, so revocation is immediate for every process. `last_used_at` is written at most once a minute
 per key and process, not on every request.
+
+Redis down: every lookup reads the database instead (aivax.redis_client's cache helpers turn an outage into a
+miss), so authentication keeps working. An invalidation that cannot reach Redis is logged and counted; an entry
+that survives an outage (a network partition, not a restart) expires within CACHE_TTL_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.models import ApiKey, KeyKind
-from aivax import log
+from aivax import log, outage
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
-from aivax.redis_client import async_redis, rkey, sync_redis
+from aivax.redis_client import acache_get, async_redis, cache_get, redis_failed, redis_skipped, rkey, sync_redis
 from quotas.policy import Limits
 
 CACHE_TTL_SECONDS = 300
@@ -124,11 +128,18 @@ def _changed_key(prefix: str) -> str:
 
 def forget_cached_key(prefix: str, *, changed: bool = True) -> None:
     """Drop the cached record; `changed` (an existing key was edited, revoked or deleted) also leaves the marker."""
-    with sync_redis().pipeline(transaction=True) as pipe:
-        pipe.delete(_cache_key(prefix))
-        if changed:
-            pipe.set(_changed_key(prefix), "1", ex=CHANGED_TTL_SECONDS)
-        pipe.execute()
+    try:
+        with sync_redis().pipeline(transaction=True) as pipe:
+            pipe.delete(_cache_key(prefix))
+            if changed:
+                pipe.set(_changed_key(prefix), "1", ex=CHANGED_TTL_SECONDS)
+            pipe.execute()
+    except outage.REDIS_ERRORS as exc:
+        redis_failed(exc, "apikey_forget")
+
+
+def _cache_value(principal: Principal | None) -> tuple[str, int]:
+    return (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
 
 
 def _check(principal: Principal | None, raw_key: str) -> Principal:
@@ -144,15 +155,19 @@ def authenticate_key(raw_key: str) -> Principal:
     prefix = keys.lookup_prefix(raw_key)
     if prefix is None:
         raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
-    client = sync_redis()
-    cached = client.get(_cache_key(prefix))
+    cached = cache_get(_cache_key(prefix), what="apikey")
     if cached is not None:
         principal = None if cached == _MISSING.encode() else Principal.from_json(cached)
     else:
         key = ApiKey.unscoped.filter(prefix=prefix).first()
         principal = Principal.from_key(key) if key else None
-        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
-        client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
+        if not redis_skipped():
+            try:
+                sync_redis().eval(
+                    _SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), *_cache_value(principal)
+                )
+            except outage.REDIS_ERRORS as exc:
+                redis_failed(exc, "apikey")
     principal = _check(principal, raw_key)
     log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
     _touch_sync(principal.key_id)
@@ -163,15 +178,18 @@ async def aauthenticate_key(raw_key: str) -> Principal:
     prefix = keys.lookup_prefix(raw_key)
     if prefix is None:
         raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
-    client = async_redis()
-    cached = await client.get(_cache_key(prefix))
+    cached = await acache_get(_cache_key(prefix), what="apikey")
     if cached is not None:
         principal = None if cached == _MISSING.encode() else Principal.from_json(cached)
     else:
         key = await ApiKey.unscoped.filter(prefix=prefix).afirst()
         principal = Principal.from_key(key) if key else None
-        value, ttl = (_MISSING, NEGATIVE_TTL_SECONDS) if principal is None else (principal.to_json(), CACHE_TTL_SECONDS)
-        await client.eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
+        if not redis_skipped():
+            try:
+                value, ttl = _cache_value(principal)
+                await async_redis().eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
+            except outage.REDIS_ERRORS as exc:
+                redis_failed(exc, "apikey")
     principal = _check(principal, raw_key)
     log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
     if _touch_due(principal.key_id):

@@ -113,6 +113,11 @@ def _suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    from aivax.outage import unavailable_for
+
+    # A database or Redis outage (or a pool wait that ran out) is a 503 with Retry-After, not a 500.
+    if (outage := unavailable_for(exc)) is not None:
+        return error_response(outage)
     logger.exception("Unhandled error on %s %s", request.method, request.path)
     return JsonResponse(
         error_body("The server had an error while processing your request.", type="api_error", code="internal_error"),

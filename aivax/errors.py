@@ -93,6 +93,15 @@ class UpstreamTimeout(ApiError):
     code = "upstream_timeout"
 
 
+class ServiceUnavailable(ApiError):
+    """A dependency (database, Redis) is down or this process is full: nothing was done or billed; retry later.
+    Raise it with a `Retry-After` header (aivax.outage.unavailable builds one)."""
+
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+
+
 class ServerError(ApiError):
     status = 500
     type = "api_error"

@@ -1,8 +1,14 @@
-"""Cache of resolved gateways (see gateways.resolve): Redis entries dropped on every edit, so changes apply at once."""
+"""Cache of resolved gateways (see gateways.resolve): Redis entries dropped on every edit, so changes apply at once.
+
+Redis down: the edit is saved all the same (the database is the truth and lookups read it while Redis is down);
+the failed invalidation is logged and counted, and an entry that survives the outage expires within
+gateways.resolve.CACHE_TTL_SECONDS.
+"""
 
 from __future__ import annotations
 
-from aivax.redis_client import rkey, sync_redis
+from aivax import outage
+from aivax.redis_client import redis_failed, rkey, sync_redis
 from gateways.models import Gateway
 
 
@@ -11,21 +17,28 @@ def entry_key(organization_id: int, ref: str) -> str:
 
 
 def forget(gateway: Gateway) -> None:
-    sync_redis().delete(
-        entry_key(gateway.organization_id, str(gateway.pk)), entry_key(gateway.organization_id, gateway.slug)
-    )
+    try:
+        sync_redis().delete(
+            entry_key(gateway.organization_id, str(gateway.pk)), entry_key(gateway.organization_id, gateway.slug)
+        )
+    except outage.REDIS_ERRORS as exc:
+        redis_failed(exc, "gateway_forget")
     forget_organization(gateway.organization_id)
 
 
-def forget_organization(organization_id: int) -> None:
+def _delete_matching(pattern: str) -> None:
     client = sync_redis()
-    keys = list(client.scan_iter(match=entry_key(organization_id, "*"), count=500))
-    if keys:
-        client.delete(*keys)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=500))
+        if keys:
+            client.delete(*keys)
+    except outage.REDIS_ERRORS as exc:
+        redis_failed(exc, "gateway_forget")
+
+
+def forget_organization(organization_id: int) -> None:
+    _delete_matching(entry_key(organization_id, "*"))
 
 
 def forget_all() -> None:
-    client = sync_redis()
-    keys = list(client.scan_iter(match=rkey("gw", "*"), count=500))
-    if keys:
-        client.delete(*keys)
+    _delete_matching(rkey("gw", "*"))

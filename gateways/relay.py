@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +27,11 @@ from typing import Any
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from aivax.errors import ApiError, ServerError, UpstreamError, UpstreamTimeout
+from aivax.errors import ApiError, RateLimited, ServerError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from aivax.outage import unavailable_for
 from billing.pricing import UsageLine
 from gateways import protocol
+from gateways.circuit import CircuitOpen
 from gateways.grounding import Grounding, is_search_tool_call
 from gateways.metering import Meter, Usage
 from gateways.upstream import Upstream, UpstreamFailure
@@ -44,6 +47,10 @@ KEEPALIVE: dict[str, Any] = {}
 def upstream_error(failure: UpstreamFailure | TimeoutError) -> ApiError:
     if isinstance(failure, TimeoutError):
         return UpstreamTimeout("The upstream model did not finish in time.")
+    if isinstance(failure, CircuitOpen) or (failure.status == 429 and failure.retry_after is not None):
+        # An open circuit, or an upstream 429 whose Retry-After outlasted our retry budget: the client waits.
+        error_class = RateLimited if failure.status == 429 else ServiceUnavailable
+        return error_class(failure.summary, headers={"Retry-After": str(math.ceil(failure.retry_after or 1))})
     if failure.timeout:
         return UpstreamTimeout(failure.summary)
     return UpstreamError(failure.summary)
@@ -76,6 +83,9 @@ async def settle_safely(meter: Meter, upstream: Upstream | None, usage: Usage | 
         raise
     except Exception as exc:
         logger.exception("settling %s failed", meter.request_id)
+        # The database went away after the answer: its reservation stays held until the sweeper releases it.
+        if (outage := unavailable_for(exc)) is not None:
+            raise outage from exc
         raise ServerError("The request completed but could not be recorded; it was not billed.") from exc
 
 

@@ -1,5 +1,6 @@
 """Turn `model` (a gateway UUID or `name:xxxx` slug) into an immutable GatewayConfig, with a Redis cache in front
-of the database that every edit clears (gateways.cache). Upstream keys stay encrypted inside the cache."""
+of the database that every edit clears (gateways.cache). Upstream keys stay encrypted inside the cache.
+While Redis is down every lookup reads the database (the cache helpers turn an outage into a miss)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from aivax import crypto
 from aivax.db import run_db
 from aivax.errors import NotFound
-from aivax.redis_client import async_redis
+from aivax.redis_client import acache_get, acache_set
 from gateways.cache import entry_key
 from gateways.models import CatalogModel, Gateway
 from gateways.upstream import Upstream
@@ -191,9 +192,8 @@ async def aresolve_gateway(organization_id: int, ref: str) -> GatewayConfig:
     ref = ref.strip()
     if not ref or len(ref) > 200:
         raise _not_found(ref)
-    client = async_redis()
     key = entry_key(organization_id, ref)
-    cached = await client.get(key)
+    cached = await acache_get(key, what="gateway")
     if cached is not None:
         if cached == b"-":
             raise _not_found(ref)
@@ -201,7 +201,7 @@ async def aresolve_gateway(organization_id: int, ref: str) -> GatewayConfig:
     try:
         config = await run_db(load_config, organization_id, ref)
     except NotFound:
-        await client.set(key, "-", ex=30)
+        await acache_set(key, "-", ex=30, what="gateway")
         raise
-    await client.set(key, config.to_json(), ex=CACHE_TTL_SECONDS)
+    await acache_set(key, config.to_json(), ex=CACHE_TTL_SECONDS, what="gateway")
     return config

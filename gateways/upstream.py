@@ -112,8 +112,9 @@ def _summarise_error_body(status: int, raw: bytes) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    # Not capped here: open_with_retries waits only within its budget and passes a longer wait on to the client.
     try:
-        return min(float(response.headers.get("retry-after", "")), 5.0)
+        return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
 
@@ -164,22 +165,35 @@ async def open_with_retries(
 ) -> tuple[Upstream, httpx.Response]:
     """Try each upstream in order (the gateway's model, then its fallbacks), retrying retryable failures with
     backoff. Nothing has been sent to our client yet, so retrying is safe."""
+    from gateways import circuit  # the per-upstream breakers (fail fast, or on to the fallback, while one is down)
+
     last: UpstreamFailure | None = None
+    budget = circuit.RetryBudget()
     for upstream in upstreams:
+        breaker = circuit.breaker_for(upstream.base_url, upstream.model)
         for attempt in range(MAX_ATTEMPTS_PER_UPSTREAM):
+            if not breaker.allow():
+                last = circuit.CircuitOpen(breaker) if last is None else last
+                break
             try:
                 log.annotate(model=upstream.display_name)
-                return upstream, await open_exchange(upstream, payload, stream=stream)
+                response = await open_exchange(upstream, payload, stream=stream)
             except UpstreamFailure as failure:
                 last = failure
+                circuit.record(breaker, failure)
                 metrics.record_upstream_failure(
                     failure, retrying=failure.retryable and attempt + 1 < MAX_ATTEMPTS_PER_UPSTREAM
                 )
                 logger.info("upstream %s attempt %d failed: %s", upstream.display_name, attempt + 1, failure.summary)
-                if not failure.retryable:
+                if not failure.retryable or attempt + 1 >= MAX_ATTEMPTS_PER_UPSTREAM:
                     break
-                if attempt + 1 < MAX_ATTEMPTS_PER_UPSTREAM:
-                    await asyncio.sleep(failure.retry_after or BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+                wait = failure.retry_after or BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
+                if not budget.spend(wait):
+                    break  # a longer wait than the budget allows: the next upstream, or the failure goes out
+                await asyncio.sleep(wait)
+            else:
+                breaker.record_success()
+                return upstream, response
     assert last is not None
     raise last
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -72,7 +73,10 @@ def enqueue_indexing(documents: list[Document]) -> None:
         from knowledge.tasks import ingest_documents
 
         for jobs in batches:
-            ingest_documents.delay([list(job) for job in jobs])
+            try:
+                ingest_documents.delay([list(job) for job in jobs])
+            except Exception:  # broker (Redis) down: the rows stay queued and the sweeper sends them again
+                logging.getLogger(__name__).warning("could not enqueue %d document(s); left to the sweeper", len(jobs))
 
     transaction.on_commit(send)
 

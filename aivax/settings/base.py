@@ -80,14 +80,37 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.env_int("DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Behind PgBouncer in transaction mode server-side cursors break (docs/scaling.md).
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
+# The async pool of the inference hot path (aivax/adb.py), per web process: its size, how long a request may
+# wait for a connection before it is answered 503 + Retry-After, and the connect timeout of every connection.
+DB_POOL_MIN_SIZE = env.env_int("DB_POOL_MIN_SIZE", 1)
+DB_POOL_MAX_SIZE = env.env_int("DB_POOL_MAX_SIZE", 32)
+DB_POOL_TIMEOUT = float(env.env_str("DB_POOL_TIMEOUT", "10"))
+DB_CONNECT_TIMEOUT = float(env.env_str("DB_CONNECT_TIMEOUT", "5"))
+DB_POOL_RECONNECT_SECONDS = float(env.env_str("DB_POOL_RECONNECT_SECONDS", "5"))
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")
+# Redis clients (aivax/redis_client.py and the cache): one blocking pool per process (per event loop for async),
+# waiting at most REDIS_POOL_TIMEOUT for a free connection instead of raising at once; socket timeouts so a Redis
+# that hangs cannot hang requests; after a failure Redis is skipped for REDIS_RETRY_SECONDS (the database answers).
+REDIS_MAX_CONNECTIONS = env.env_int("REDIS_MAX_CONNECTIONS", 64)
+REDIS_POOL_TIMEOUT = float(env.env_str("REDIS_POOL_TIMEOUT", "2"))
+REDIS_SOCKET_TIMEOUT = float(env.env_str("REDIS_SOCKET_TIMEOUT", "1"))
+REDIS_RETRY_SECONDS = float(env.env_str("REDIS_RETRY_SECONDS", "2"))
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "OPTIONS": {
+            "pool_class": "redis.BlockingConnectionPool",
+            "max_connections": REDIS_MAX_CONNECTIONS,
+            "timeout": REDIS_POOL_TIMEOUT,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            "retry_on_timeout": True,
+            "health_check_interval": 30,
+        },
     }
 }
 
@@ -206,3 +229,16 @@ SIGNIN_ATTEMPTS_PER_IP = env.env_int("SIGNIN_ATTEMPTS_PER_IP", 20)
 SIGNIN_ATTEMPTS_PER_ACCOUNT = env.env_int("SIGNIN_ATTEMPTS_PER_ACCOUNT", 10)
 SIGNUPS_PER_IP = env.env_int("SIGNUPS_PER_IP", 10)
 SIGNIN_WINDOW_SECONDS = env.env_int("SIGNIN_WINDOW_SECONDS", 300)
+
+# Load and faults (docs/faults.md). Admission: at most this many inference requests (open streams included) in one
+# web process at once; more are refused with 503 + Retry-After before anything is done for them (0 = no limit).
+MAX_INFLIGHT_REQUESTS = env.env_int("MAX_INFLIGHT_REQUESTS", 4000)
+# Seconds a client is told to wait (Retry-After) when a dependency is down or the process is full.
+SERVICE_UNAVAILABLE_RETRY_AFTER = env.env_int("SERVICE_UNAVAILABLE_RETRY_AFTER", 2)
+# Per-upstream circuit breaker: after this many consecutive failed attempts an upstream is skipped (fail fast, or
+# straight to the fallback model) for UPSTREAM_CIRCUIT_OPEN_SECONDS, then one trial request decides.
+UPSTREAM_CIRCUIT_FAILURES = env.env_int("UPSTREAM_CIRCUIT_FAILURES", 5)
+UPSTREAM_CIRCUIT_OPEN_SECONDS = float(env.env_str("UPSTREAM_CIRCUIT_OPEN_SECONDS", "30"))
+# An upstream 429's Retry-After is honoured (before the first byte) while it fits this budget; else the 429 is
+# passed on to the client with its Retry-After.
+UPSTREAM_RETRY_BUDGET_SECONDS = float(env.env_str("UPSTREAM_RETRY_BUDGET_SECONDS", "5"))

@@ -39,6 +39,8 @@ class Script:
     usage: bool = True
     cached_tokens: int = 0
     break_after_chunks: int | None = None  # stream: drop the connection after N chunks
+    stall_after_chunks: int | None = None  # stream: stop sending (connection open) after N chunks
+    retry_after: str | None = None  # Retry-After header on the scripted error
     finish_reason: str = "stop"
     answer_after_tool: bool = False  # once a tool result is in the conversation, answer in text instead of calling
     endless: bool = False  # generate as long as allowed (max_completion_tokens / max_tokens, else 100,000 words)
@@ -79,8 +81,9 @@ def _words(text: str) -> list[str]:
 
 
 class StubUpstream:
-    def __init__(self) -> None:
+    def __init__(self, default: Script | None = None) -> None:
         self.state = StubState()
+        self.default = default or Script()  # for models without a script of their own
 
     # -- test helpers ----------------------------------------------------------------------------------------
     def script(self, model: str, **kwargs: Any) -> Script:
@@ -119,7 +122,7 @@ class StubUpstream:
         model = str(body.get("model", ""))
         with self.state.lock:
             self.state.requests.append({**body, "_authorization": headers.get("authorization")})
-            script = self.state.scripts.get(model, Script())
+            script = self.state.scripts.get(model, self.default)
             failed = self.state.failures.get(model, 0)
             should_fail = script.status != 200 and (script.fail_times is None or failed < script.fail_times)
             if should_fail:
@@ -128,7 +131,9 @@ class StubUpstream:
             await self._wait_for_disconnect(receive)
             return
         if should_fail:
-            await self._json(send, script.status, {"error": {"message": script.error_message, "type": "server"}})
+            extra = [(b"retry-after", script.retry_after.encode())] if script.retry_after else []
+            error = {"error": {"message": script.error_message, "type": "server"}}
+            await self._json(send, script.status, error, extra)
             return
         content = script.content if script.content is not None else f"Echo: {_last_user_text(body)}"
         tool_result = _last_tool_result(body) if script.answer_after_tool else None
@@ -225,6 +230,9 @@ class StubUpstream:
             for index, piece in enumerate(pieces):
                 if script.break_after_chunks is not None and index >= script.break_after_chunks:
                     raise ConnectionAbortedError
+                if script.stall_after_chunks is not None and index >= script.stall_after_chunks:
+                    await disconnected.wait()
+                    raise ConnectionResetError
                 if script.chunk_delay:
                     try:
                         await asyncio.wait_for(disconnected.wait(), script.chunk_delay)
@@ -368,15 +376,12 @@ class StubUpstream:
                     self.state.cancelled += 1
                 return
 
-    async def _json(self, send: Send, status: int, payload: dict[str, Any]) -> None:
+    async def _json(
+        self, send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
         await send({"type": "http.response.body", "body": data})
 
 
@@ -420,8 +425,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed words")
+    parser.add_argument("--content", default=None, help="the answer (default: echo the last user message)")
     args = parser.parse_args()
-    uvicorn.run(StubUpstream(), host="127.0.0.1", port=args.port, log_level="error", lifespan="off", access_log=False)
+    default = Script(chunk_delay=args.chunk_delay, content=args.content)
+    app = StubUpstream(default)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="error", lifespan="off", access_log=False)
 
 
 if __name__ == "__main__":

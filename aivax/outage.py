@@ -1,0 +1,67 @@
+"""Dependency outages, in one place: which exceptions mean "PostgreSQL or Redis is unreachable (or its pool is
+exhausted)", the 503 + Retry-After the client gets for them, and counters of what was degraded.
+
+See docs/faults.md for the designed behaviour per fault. A request refused here did nothing: the reservation
+is taken before the upstream is called, so a database that cannot reserve means no upstream call, no bill.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+import psycopg
+import redis.exceptions
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from aivax.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,  # Django's wrapper of the driver's error (connection lost, admin shutdown, ...)
+    InterfaceError,  # a connection Django already knows is closed
+    psycopg.OperationalError,  # aivax.adb's native connections; psycopg_pool.PoolTimeout is one too
+    psycopg.InterfaceError,
+)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # refused, reset, and the blocking pool's "No connection available"
+    redis.exceptions.TimeoutError,
+)
+
+_counters: Counter[str] = Counter()
+_counters_lock = threading.Lock()
+
+
+def count(event: str) -> None:
+    """Count a degraded operation (e.g. "redis.auth_fallback"); `counters()` exposes them for metrics."""
+    with _counters_lock:
+        _counters[event] += 1
+
+
+def counters() -> dict[str, int]:
+    with _counters_lock:
+        return dict(_counters)
+
+
+def retry_after() -> str:
+    return str(max(1, int(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)))
+
+
+def unavailable(message: str) -> ServiceUnavailable:
+    return ServiceUnavailable(message, headers={"Retry-After": retry_after()})
+
+
+def unavailable_for(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 to answer for `exc` if it is a dependency outage, else None."""
+    if isinstance(exc, DATABASE_ERRORS):
+        count("database.unavailable")
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return unavailable("The service is temporarily unavailable (database). Nothing was billed; retry shortly.")
+    if isinstance(exc, REDIS_ERRORS):
+        count("redis.unavailable")
+        logger.warning("redis unavailable: %s: %s", type(exc).__name__, exc)
+        return unavailable("The service is temporarily unavailable (cache). Nothing was billed; retry shortly.")
+    return None
