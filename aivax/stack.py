@@ -204,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workers = args.workers or web_concurrency()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+    from aivax import celery
+
+    # The dev settings unless the user chose some: importing the aivax package let the Celery module default
+    # them to production (the safe default of every other entry point).
+    if celery.SETTINGS_DEFAULTED:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.dev"
     env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_stop_signal)

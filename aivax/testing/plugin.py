@@ -45,8 +45,8 @@ def _sweep_abandoned_servers() -> None:
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: object, args: list[str]) -> Generator:
     from aivax import celery
 
-    # Importing this plugin imported the aivax package, whose Celery module defaults the settings to dev: undo
-    # that default (a DJANGO_SETTINGS_MODULE the user set stays), so pytest-django takes the test settings.
+    # Importing this plugin imported the aivax package, whose Celery module defaults the settings to production:
+    # undo that default (a DJANGO_SETTINGS_MODULE the user set stays), so pytest-django takes the test settings.
     if celery.SETTINGS_DEFAULTED:
         os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.test"
     if not os.environ.get("DATABASE_URL"):
