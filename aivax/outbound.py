@@ -356,7 +356,7 @@ def is_retryable_status(status: int) -> bool:
 _REDACTED = "[redacted]"
 _SCRUBBERS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s\"'<>()]+"), "[url]"),
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[^\s\"',;]+"), r"\1 " + _REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[^\s\"',;()]+"), r"\1 " + _REDACTED),
     (
         re.compile(
             r"(?i)\b((?:x-)?api[_-]?key|access[_-]?token|secret|password|authorization)(\"?'?\s*[:=]\s*\"?'?)"

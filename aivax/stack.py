@@ -194,6 +194,15 @@ def _fresh_metrics_dir() -> Path:
     return folder
 
 
+def use_dev_settings_by_default() -> None:
+    """The dev settings unless the user chose some. Importing the aivax package let the Celery module default them
+    to production (the safe default of every other entry point); the children we start inherit our choice."""
+    from aivax import celery
+
+    if celery.SETTINGS_DEFAULTED:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.dev"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -204,12 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workers = args.workers or web_concurrency()
 
-    from aivax import celery
-
-    # The dev settings unless the user chose some: importing the aivax package let the Celery module default
-    # them to production (the safe default of every other entry point).
-    if celery.SETTINGS_DEFAULTED:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.dev"
+    use_dev_settings_by_default()
     env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_stop_signal)
