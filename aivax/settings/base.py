@@ -152,7 +152,7 @@ KNOWLEDGE_EMBEDDING_THREADS = env.env_int("AIVAX_EMBEDDING_THREADS", 0)
 UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))
 UPSTREAM_READ_TIMEOUT = float(env.env_str("UPSTREAM_READ_TIMEOUT", "120"))
 UPSTREAM_TOTAL_TIMEOUT = float(env.env_str("UPSTREAM_TOTAL_TIMEOUT", "600"))
-# Where tenants' endpoints and embedding URLs may point (aivax/outbound.py). Metadata, link-local and unique-local
+# Where tenants' endpoints and embedding URLs may point (aivax/outbound/). Metadata, link-local and unique-local
 # addresses are refused whatever these say; loopback and private networks only when allowed here.
 OUTBOUND_ALLOW_LOOPBACK = env.env_bool("OUTBOUND_ALLOW_LOOPBACK", False)
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])  # host names or CIDRs
