@@ -17,6 +17,7 @@ logger = logging.getLogger("aivax.outbound")
 # Worth another try later: timeouts, conflicts, rate limits and transient server errors. Other 4xx are final.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read at most
+SCRUB_INPUT_LIMIT = 1000  # characters of a reason we scrub (summaries keep 200)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -24,8 +25,10 @@ def is_retryable_status(status: int) -> bool:
 
 
 _REDACTED = "[redacted]"
+# Every pattern can only start where a token starts (a look-behind), and its repetitions are bounded or atomic, so
+# scrubbing is linear in the text: an upstream cannot make us spin with a crafted error body.
 _SCRUBBERS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s\"'<>()]+"), "[url]"),
+    (re.compile(r"(?i)(?<![\w+.\-])[a-z][a-z0-9+.\-]{0,15}://[^\s\"'<>()]+"), "[url]"),
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[^\s\"',;()]+"), r"\1 " + _REDACTED),
     (
         re.compile(
@@ -34,12 +37,14 @@ _SCRUBBERS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1\2" + _REDACTED,
     ),
-    (re.compile(r"\b(?:sk|pk|rk|gsk|xai)[-_][A-Za-z0-9_\-*.]{6,}"), _REDACTED),
+    (re.compile(r"(?<![\w\-])(?:sk|pk|rk|gsk|xai)[-_][A-Za-z0-9_\-*.]{6,}"), _REDACTED),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), _REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.?[A-Za-z0-9_\-]*"), _REDACTED),  # JWTs
+    (re.compile(r"(?<![\w\-])eyJ[A-Za-z0-9_\-]++\.[A-Za-z0-9_\-]++\.?[A-Za-z0-9_\-]*"), _REDACTED),  # JWTs
     (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])"), "[address]"),
     (
-        re.compile(r"(?i)\b(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\b(?::\d{1,5})?|\blocalhost\b"),
+        re.compile(
+            r"(?i)(?<![\w.\-])(?>[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\b(?::\d{1,5})?|\blocalhost\b"
+        ),
         "[host]",
     ),
 ]
@@ -68,15 +73,28 @@ def _scrub_long_run(match: re.Match[str]) -> str:
     return run
 
 
+def _token_reveals(token: str, secrets: list[str]) -> bool:
+    """A masked value (``abc****xyz``), or a partial echo of a secret: an upstream that masks the middle of a
+    key still shows both ends."""
+    if "****" in token:
+        return True
+    core = token.strip(".,;:!?()[]{}'\"")
+    for secret in secrets:
+        if len(secret) >= 12 and (secret[:6] in token or ("***" in token and core.endswith(secret[-4:]))):
+            return True
+    return False
+
+
 def scrub(text: str, *, secrets: Iterable[str] = (), hosts: Iterable[str] = ()) -> str:
     """``text`` without the given secrets (whatever their shape, also partly masked echoes such as
-    ``sk-abc1****wxyz``), anything key-shaped, URLs, IP addresses and host names; on one line."""
-    text = " ".join(str(text)[:4000].split())
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+    ``sk-abc1****wxyz``), anything key-shaped, URLs, IP addresses and host names; on one line, at most
+    SCRUB_INPUT_LIMIT characters (cut at a space, so no half secret survives the cut)."""
+    text = " ".join(str(text)[: 2 * SCRUB_INPUT_LIMIT].split())
+    if len(text) > SCRUB_INPUT_LIMIT:
+        text = text[:SCRUB_INPUT_LIMIT].rsplit(" ", 1)[0] + " ..."
+    known = sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True)
+    for secret in known:
         text = text.replace(secret, _REDACTED)
-        if len(secret) >= 12:  # an upstream that masks the middle still echoes both ends
-            head, tail = re.escape(secret[:6]), re.escape(secret[-4:])
-            text = re.sub(rf"\S*(?:{head}\S*|\S*\*{{3,}}\S*{tail})", _REDACTED, text)
     for host in hosts:
         if host:
             text = re.sub(re.escape(host), "[host]", text, flags=re.IGNORECASE)
@@ -84,7 +102,7 @@ def scrub(text: str, *, secrets: Iterable[str] = (), hosts: Iterable[str] = ()) 
         text = pattern.sub(replacement, text)
     text = _IPV6_CANDIDATE.sub(_scrub_ipv6, text)
     text = _LONG_RUN.sub(_scrub_long_run, text)
-    return re.sub(r"\S*\*{4,}\S*", _REDACTED, text)  # masked values of any kind
+    return " ".join(_REDACTED if _token_reveals(token, known) else token for token in text.split(" "))
 
 
 def error_reason(raw: bytes | str | dict[str, Any] | None) -> str:

@@ -108,3 +108,14 @@ def test_error_reason(raw: bytes, reason: str) -> None:
 def test_retryable_statuses(status: int, retry: bool) -> None:
     assert outbound.is_retryable_status(status) is retry
     assert outbound.is_retryable_status(401) is False and outbound.is_retryable_status(501) is False
+
+
+@pytest.mark.parametrize("unit", ["a:", "1.", "a-", "a.", "sk-", "eyJ-", "ab.", "::ffff:", "x", "****", "http://"])
+def test_scrubbing_a_crafted_body_stays_fast(unit: str) -> None:
+    """Every pattern is linear: a hostile upstream cannot stall a worker with its error text."""
+    import time
+
+    text = unit * 50_000
+    started = time.perf_counter()
+    scrub(text, secrets=["abcdefghijklmnop"], hosts=["h"])
+    assert time.perf_counter() - started < 0.5  # quadratic patterns took tens of seconds on such input
