@@ -149,7 +149,9 @@ async def open_with_retries(
 
 async def read_json(response: httpx.Response) -> dict[str, Any]:
     try:
-        raw = await response.aread()
+        raw = await outbound.aread_limited(response)
+    except outbound.ResponseTooLarge as exc:
+        raise UpstreamFailure("The upstream model sent a response that is too large.", retryable=False) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model did not answer in time.", retryable=True, timeout=True) from exc
     except httpx.HTTPError as exc:
@@ -158,7 +160,7 @@ async def read_json(response: httpx.Response) -> dict[str, Any]:
         await response.aclose()
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UpstreamFailure("The upstream model sent a response that is not JSON.", retryable=True) from exc
     if _speaks_responses(response) and isinstance(data, dict):
         data = wire.completion_from_response(data)
@@ -177,7 +179,7 @@ def _speaks_responses(response: httpx.Response) -> bool:
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
     """The stream's lines; a native Responses stream's events arrive as `data:` lines of chat chunks."""
     translator = wire.ChunkTranslator() if _speaks_responses(response) else None
-    async for line in response.aiter_lines():
+    async for line in outbound.aiter_lines_limited(response):
         if translator is None:
             yield line
         else:
@@ -199,7 +201,7 @@ async def iter_sse_chunks(response: httpx.Response, upstream: Upstream | None = 
                 return
             try:
                 event = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(event, dict) and "error" in event and "choices" not in event:
                 reason = outbound.error_reason(event)
@@ -209,6 +211,8 @@ async def iter_sse_chunks(response: httpx.Response, upstream: Upstream | None = 
             if isinstance(event, dict):
                 finished = finished or any(c.get("finish_reason") for c in event.get("choices") or [])
                 yield event
+    except outbound.ResponseTooLarge as exc:
+        raise UpstreamFailure("The upstream model sent an event that is too large.", retryable=False) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model stopped sending.", retryable=False, timeout=True) from exc
     except httpx.HTTPError as exc:

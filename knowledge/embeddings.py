@@ -428,7 +428,7 @@ class OpenAICompatibleEmbedder:
             body = response.json()
             items = sorted(body["data"], key=lambda item: item.get("index", 0))
             rows = [[float(x) for x in item["embedding"]] for item in items]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise EmbeddingError("The embedding service returned a malformed response.") from exc
         if len(rows) != len(batch):
             raise EmbeddingError(f"The embedding service returned {len(rows)} vectors for {len(batch)} texts.")

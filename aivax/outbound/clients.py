@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpcore
@@ -129,3 +130,41 @@ def shared_async_client(policy: Policy) -> httpx.AsyncClient:
     if client is None:
         client = _shared[policy][loop] = new_async_client(policy)
     return client
+
+
+class ResponseTooLarge(Exception):
+    """An upstream sent more than OUTBOUND_MAX_RESPONSE_BYTES in one body or one line."""
+
+
+async def aread_limited(response: httpx.Response) -> bytes:
+    """The whole body, refusing one larger than OUTBOUND_MAX_RESPONSE_BYTES (memory is the limit otherwise)."""
+    limit = settings.OUTBOUND_MAX_RESPONSE_BYTES
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(f"more than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def aiter_lines_limited(response: httpx.Response) -> AsyncIterator[str]:
+    """The body's lines (as httpx's ``aiter_lines``), refusing a line longer than OUTBOUND_MAX_RESPONSE_BYTES: an
+    upstream that never sends a newline must not grow our buffer without end."""
+    limit = settings.OUTBOUND_MAX_RESPONSE_BYTES
+    parts: list[str] = []  # the unfinished line, in pieces (joined once it ends, which keeps this linear)
+    size = 0
+    async for text in response.aiter_text():
+        *ended, rest = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if ended:
+            yield "".join([*parts, ended[0]])
+            for line in ended[1:]:
+                yield line
+            parts, size = [], 0
+        parts.append(rest)
+        size += len(rest)
+        if size > limit:
+            raise ResponseTooLarge(f"a line of more than {limit} characters")
+    if size:
+        yield "".join(parts)

@@ -113,7 +113,7 @@ def error_reason(raw: bytes | str | dict[str, Any] | None) -> str:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested JSON is not a reason
             return "" if "<" in text else text
     if isinstance(data, dict):
         error = data.get("error", data)

@@ -158,6 +158,7 @@ OUTBOUND_ALLOW_LOOPBACK = env.env_bool("OUTBOUND_ALLOW_LOOPBACK", False)
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])  # host names or CIDRs
 OUTBOUND_MAX_CONNECTIONS = env.env_int("OUTBOUND_MAX_CONNECTIONS", 512)  # per pooled client (event loop)
 OUTBOUND_MAX_KEEPALIVE_CONNECTIONS = env.env_int("OUTBOUND_MAX_KEEPALIVE_CONNECTIONS", 128)
+OUTBOUND_MAX_RESPONSE_BYTES = env.env_int("OUTBOUND_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)  # a body, or an SSE line
 
 # JSON lines with the request id on every line (aivax/log.py); LOG_FORMAT=console for people reading a terminal.
 LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=env.env_str("LOG_LEVEL", "INFO"))

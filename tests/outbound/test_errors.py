@@ -119,3 +119,8 @@ def test_scrubbing_a_crafted_body_stays_fast(unit: str) -> None:
     started = time.perf_counter()
     scrub(text, secrets=["abcdefghijklmnop"], hosts=["h"])
     assert time.perf_counter() - started < 0.5  # quadratic patterns took tens of seconds on such input
+
+
+def test_deeply_nested_error_bodies_are_not_a_crash() -> None:
+    assert isinstance(error_reason(b"[" * 100_000), str)
+    assert error_reason(b'{"error": ' * 50_000) is not None
