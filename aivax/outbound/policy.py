@@ -6,6 +6,7 @@ import enum
 import ipaddress
 import re
 import socket
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpcore
@@ -14,6 +15,7 @@ from django.conf import settings
 from aivax.errors import InvalidRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AddressKind = Literal["never", "loopback", "private", "public"]
 
 
 class Policy(enum.Enum):
@@ -65,8 +67,7 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
-def classify(address: IPAddress) -> str:
-    """One of "never", "loopback", "private", "public"."""
+def classify(address: IPAddress) -> AddressKind:
     inner = embedded_ipv4(address)
     if inner is not None:
         return classify(inner)
