@@ -194,15 +194,6 @@ def _fresh_metrics_dir() -> Path:
     return folder
 
 
-def use_dev_settings_by_default() -> None:
-    """The dev settings unless the user chose some. Importing the aivax package let the Celery module default them
-    to production (the safe default of every other entry point); the children we start inherit our choice."""
-    from aivax import celery
-
-    if celery.SETTINGS_DEFAULTED:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.dev"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -213,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workers = args.workers or web_concurrency()
 
-    use_dev_settings_by_default()
+    from aivax.celery import prefer_settings
+
+    prefer_settings("aivax.settings.dev")
     env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_stop_signal)

@@ -34,7 +34,8 @@ def test_celery_defaults_to_production() -> None:
 
 def test_make_run_and_manage_py_choose_dev() -> None:
     result = _run(
-        "import os, aivax.stack; aivax.stack.use_dev_settings_by_default(); print(os.environ['DJANGO_SETTINGS_MODULE'])"
+        "import os, aivax.celery; aivax.celery.prefer_settings('aivax.settings.dev'); "
+        "print(os.environ['DJANGO_SETTINGS_MODULE'])"
     )
     assert result.stdout.strip() == "aivax.settings.dev"
     result = _run("", "manage.py", "shell", "-c", "from django.conf import settings; print(settings.SETTINGS_MODULE)")
@@ -43,7 +44,7 @@ def test_make_run_and_manage_py_choose_dev() -> None:
 
 def test_a_chosen_module_is_kept() -> None:
     env_code = (
-        "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'aivax.settings.test'; import aivax.stack; "
-        "aivax.stack.use_dev_settings_by_default(); print(os.environ['DJANGO_SETTINGS_MODULE'])"
+        "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'aivax.settings.test'; import aivax.celery; "
+        "aivax.celery.prefer_settings('aivax.settings.dev'); print(os.environ['DJANGO_SETTINGS_MODULE'])"
     )
     assert _run(env_code).stdout.strip() == "aivax.settings.test"
