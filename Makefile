@@ -37,16 +37,18 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # The pieces, for people who run their own PostgreSQL/Redis (set DATABASE_URL and REDIS_URL).
+# They run the dev settings unless DJANGO_SETTINGS_MODULE says otherwise (asgi, wsgi and celery default to production).
+DEV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-aivax.settings.dev}
 migrate: install
 	$(BIN)/python manage.py migrate
 seed: install
 	$(BIN)/python manage.py seed_demo
 web: install
-	$(BIN)/python -m uvicorn aivax.asgi:application --host 127.0.0.1 --port 8000
+	$(DEV) $(BIN)/python -m uvicorn aivax.asgi:application --host 127.0.0.1 --port 8000
 worker: install
-	$(BIN)/python -m celery -A aivax worker --loglevel INFO
+	$(DEV) $(BIN)/python -m celery -A aivax worker --loglevel INFO
 beat: install
-	$(BIN)/python -m celery -A aivax beat --loglevel INFO
+	$(DEV) $(BIN)/python -m celery -A aivax beat --loglevel INFO
 db-start: install
 	$(BIN)/python manage.py embedded_db start
 db-stop: install

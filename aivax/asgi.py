@@ -5,7 +5,8 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+# Production unless told otherwise: `make run` (aivax/stack.py) and manage.py choose the dev settings themselves.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.production")
 
 django_application = get_asgi_application()
 

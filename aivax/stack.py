@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workers = args.workers or web_concurrency()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+    from aivax.celery import prefer_settings
+
+    prefer_settings("aivax.settings.dev")
     env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_stop_signal)

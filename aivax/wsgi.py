@@ -2,6 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+# Production unless told otherwise: `make run` (aivax/stack.py) and manage.py choose the dev settings themselves.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.production")
 
 application = get_wsgi_application()

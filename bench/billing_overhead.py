@@ -177,7 +177,9 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,16,64")
     args = parser.parse_args()
     tmp = _setup_database()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+    from aivax.celery import prefer_settings
+
+    prefer_settings("aivax.settings.dev")  # importing aivax defaulted them to production
     try:
         import django
 

@@ -175,7 +175,7 @@ def start_aivax(
         "SECRET_KEY": "bench-" + "x" * 40,
         "DEBUG": "0",
         "CACHE_KEY_PREFIX": f"bench{os.getpid()}",
-        "OUTBOUND_ALLOW_PRIVATE": "1",
+        "OUTBOUND_ALLOW_LOOPBACK": "1",
         "LOG_LEVEL": "WARNING",
         "SESSION_COOKIE_SECURE": "0",
         "BILLING_ENABLED": "1" if billing else "0",

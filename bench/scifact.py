@@ -186,7 +186,9 @@ def main() -> int:
 
     corpus, queries, qrels = load(args.dataset, args.docs, args.queries)
     tmp = _setup_database()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+    from aivax.celery import prefer_settings
+
+    prefer_settings("aivax.settings.dev")  # importing aivax defaulted them to production
     try:
         import django
 

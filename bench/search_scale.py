@@ -231,7 +231,9 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = _setup_database()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aivax.settings.dev")
+    from aivax.celery import prefer_settings
+
+    prefer_settings("aivax.settings.dev")  # importing aivax defaulted them to production
     try:
         import django
 

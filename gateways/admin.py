@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
+from aivax import outbound
+from aivax.errors import InvalidRequest
 from billing.models import Price
 from gateways import cache as gateway_cache
 from gateways.models import ByoEndpoint, CatalogModel, Gateway
@@ -22,6 +24,15 @@ class SecretField(forms.CharField):
         kwargs.setdefault("required", False)
         kwargs.setdefault("help_text", "Stored encrypted. Leave empty to keep the current key.")
         super().__init__(**kwargs)
+
+
+def _checked_url(url: str, policy: outbound.Policy) -> str:
+    """Staff forms apply the same outbound policy as the services (a staff member cannot point at metadata)."""
+    try:
+        outbound.validate_url(url, policy=policy)
+    except InvalidRequest as exc:
+        raise forms.ValidationError(exc.message) from exc
+    return url
 
 
 class CatalogModelForm(forms.ModelForm):
@@ -44,6 +55,9 @@ class CatalogModelForm(forms.ModelForm):
     def clean_api_key(self) -> str:
         value = self.cleaned_data.get("api_key") or ""
         return value or (self.instance.api_key if self.instance.pk else "")
+
+    def clean_base_url(self) -> str:
+        return _checked_url(self.cleaned_data.get("base_url") or "", outbound.Policy.PLATFORM)
 
 
 class PriceInline(admin.TabularInline):
@@ -82,6 +96,9 @@ class ByoEndpointForm(forms.ModelForm):
     def clean_api_key(self) -> str:
         value = self.cleaned_data.get("api_key") or ""
         return value or (self.instance.api_key if self.instance.pk else "")
+
+    def clean_base_url(self) -> str:
+        return _checked_url(self.cleaned_data.get("base_url") or "", outbound.Policy.TENANT)
 
 
 @admin.register(ByoEndpoint)

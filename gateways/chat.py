@@ -162,7 +162,7 @@ async def _call(
         if request.stream:
             payload["stream_options"] = {"include_usage": True}
             upstream, response = await open_with_retries(upstreams, payload, stream=True)
-            return iter_sse_chunks(response), upstream, None, response.aclose
+            return iter_sse_chunks(response, upstream), upstream, None, response.aclose
         async with asyncio.timeout(settings.UPSTREAM_TOTAL_TIMEOUT):
             upstream, response = await open_with_retries(upstreams, payload, stream=False)
             return None, upstream, await read_json(response), None

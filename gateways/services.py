@@ -10,10 +10,10 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from accounts.models import Organization
+from aivax import outbound
 from aivax.errors import InvalidRequest
 from gateways import cache as gateway_cache
 from gateways.models import ByoEndpoint, CatalogModel, Gateway, OverflowAction, Overridable, QueryStrategy
-from gateways.outbound import validate_base_url
 
 GATEWAY_FIELDS = {
     "name",
@@ -141,7 +141,7 @@ def byo_endpoint_create(
     context_window: int = 8192,
     wire_api: str = "chat_completions",
 ) -> ByoEndpoint:
-    validate_base_url(base_url)
+    outbound.validate_url(base_url)
     if not model_name.strip():
         raise InvalidRequest("Name the upstream model.", param="model_name")
     return ByoEndpoint.unscoped.create(
@@ -157,7 +157,7 @@ def byo_endpoint_create(
 
 def byo_endpoint_update(*, endpoint: ByoEndpoint, **fields: Any) -> ByoEndpoint:
     if "base_url" in fields:
-        validate_base_url(fields["base_url"])
+        outbound.validate_url(fields["base_url"])
         fields["base_url"] = fields["base_url"].rstrip("/")
     for key, value in fields.items():
         setattr(endpoint, key, value)
@@ -190,6 +190,7 @@ def catalog_model_upsert(
     description: str = "",
     wire_api: str = "chat_completions",
 ) -> CatalogModel:
+    outbound.validate_url(base_url, policy=outbound.Policy.PLATFORM)
     model, _ = CatalogModel.objects.update_or_create(
         name=name,
         defaults={

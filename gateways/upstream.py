@@ -1,28 +1,25 @@
-"""Upstream OpenAI-compatible providers, in one place: one shared, pooled httpx.AsyncClient per event loop (and a
-guarded one for tenants' own endpoints), explicit timeouts, no redirects, errors summarised (never echoed raw,
-never carrying a key), and retries with backoff that happen only before the first byte reaches the client."""
+"""Upstream OpenAI-compatible providers, in one place: the hardened, guarded clients of aivax.outbound (one pool
+per event loop and policy), errors summarised and scrubbed there (never echoed raw, never carrying a key or an
+internal host; a catalog provider's words never reach tenants), and retries with backoff that happen only before
+the first byte reaches the client."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import httpx
-from django.conf import settings
 
-from aivax import log, metrics, tracing
-from gateways.outbound import BlockedAddress, GuardedNetworkBackend
+from aivax import log, metrics, outbound, tracing
 from gateways.responses import wire
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 MAX_ATTEMPTS_PER_UPSTREAM = 3
 BACKOFF_SECONDS = (0.2, 0.6)
 
@@ -62,53 +59,21 @@ class UpstreamFailure(Exception):
         self.retry_after = retry_after
 
 
-_clients: dict[bool, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {
-    False: weakref.WeakKeyDictionary(),
-    True: weakref.WeakKeyDictionary(),
-}
+def _client(upstream: Upstream) -> httpx.AsyncClient:
+    return outbound.shared_async_client(outbound.Policy.TENANT if upstream.tenant_owned else outbound.Policy.PLATFORM)
 
 
-def _timeout() -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
-        read=settings.UPSTREAM_READ_TIMEOUT,
-        write=settings.UPSTREAM_CONNECT_TIMEOUT,
-        pool=settings.UPSTREAM_CONNECT_TIMEOUT,
+def _summary(upstream: Upstream | None, what: str, reason: str) -> str:
+    """A tenant's own endpoint: what it said, scrubbed. A catalog provider's words stay in our logs."""
+    if upstream is None:
+        return outbound.summarise(reason, what=what, verbatim=False)
+    return outbound.summarise(
+        reason,
+        what=what,
+        secrets=[upstream.api_key],
+        hosts=[outbound.host_of(upstream.base_url)],
+        verbatim=upstream.tenant_owned,
     )
-
-
-def client_for(tenant_owned: bool) -> httpx.AsyncClient:
-    """The shared client for this event loop. Tenants' endpoints go through the address guard."""
-    loop = asyncio.get_running_loop()
-    client = _clients[tenant_owned].get(loop)
-    if client is None:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
-        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-        if tenant_owned:
-            transport._pool._network_backend = GuardedNetworkBackend()  # httpcore's documented extension point
-        client = httpx.AsyncClient(transport=transport, timeout=_timeout(), follow_redirects=False)
-        _clients[tenant_owned][loop] = client
-    return client
-
-
-def _summarise_error_body(status: int, raw: bytes) -> str:
-    """A short, safe description of an upstream error: its message field, trimmed, without secrets."""
-    message = ""
-    try:
-        data = json.loads(raw)
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict):
-            message = str(error.get("message") or "")
-        elif isinstance(error, str):
-            message = error
-    except (ValueError, UnicodeDecodeError):
-        pass
-    message = " ".join(message.split())[:200]
-    for marker in ("sk-", "Bearer ", "api_key", "apikey"):
-        if marker.lower() in message.lower():
-            message = "(details withheld)"
-            break
-    return f"The upstream model returned HTTP {status}" + (f": {message}" if message else ".")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -123,7 +88,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 @tracing.upstream_call
 async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
     """Send one request; return the response once its status is 2xx (body unread when streaming)."""
-    client = client_for(upstream.tenant_owned)
+    client = _client(upstream)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
     if upstream.api_key:
         headers["Authorization"] = f"Bearer {upstream.api_key}"
@@ -133,11 +98,13 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     path = "/chat/completions"
     if upstream.wire_api == "responses":
         path, body = "/responses", wire.responses_body(body)
-    request = client.build_request("POST", f"{upstream.base_url}{path}", json=body, headers=headers, timeout=_timeout())
+    request = client.build_request(
+        "POST", f"{upstream.base_url}{path}", json=body, headers=headers, timeout=outbound.upstream_timeout()
+    )
     try:
         response = await client.send(request, stream=True)
     except httpx.ConnectError as exc:
-        if isinstance(exc.__cause__, BlockedAddress):  # httpx wraps httpcore's error
+        if outbound.is_blocked(exc):
             raise UpstreamFailure("The endpoint's address is not allowed.", retryable=False) from exc
         raise UpstreamFailure("Could not reach the upstream model (ConnectError).", retryable=True) from exc
     except httpx.TimeoutException as exc:
@@ -145,16 +112,12 @@ async def open_exchange(upstream: Upstream, payload: dict[str, Any], *, stream: 
     except httpx.HTTPError as exc:
         raise UpstreamFailure(f"Could not reach the upstream model ({type(exc).__name__}).", retryable=True) from exc
     if response.status_code >= 300:
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        finally:
-            await response.aclose()
+        raw = await outbound.aread_capped(response)
+        status = outbound.status_summary(response.status_code, verbatim=upstream.tenant_owned)
         raise UpstreamFailure(
-            _summarise_error_body(response.status_code, raw),
+            _summary(upstream, f"The upstream model returned {status}", outbound.error_reason(raw)),
             status=response.status_code,
-            retryable=response.status_code in RETRYABLE_STATUS,
+            retryable=outbound.is_retryable_status(response.status_code),
             retry_after=_retry_after(response),
         )
     return response
@@ -200,7 +163,9 @@ async def open_with_retries(
 
 async def read_json(response: httpx.Response) -> dict[str, Any]:
     try:
-        raw = await response.aread()
+        raw = await outbound.aread_limited(response)
+    except outbound.ResponseTooLarge as exc:
+        raise UpstreamFailure("The upstream model sent a response that is too large.", retryable=False) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model did not answer in time.", retryable=True, timeout=True) from exc
     except httpx.HTTPError as exc:
@@ -209,7 +174,7 @@ async def read_json(response: httpx.Response) -> dict[str, Any]:
         await response.aclose()
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UpstreamFailure("The upstream model sent a response that is not JSON.", retryable=True) from exc
     if _speaks_responses(response) and isinstance(data, dict):
         data = wire.completion_from_response(data)
@@ -228,7 +193,7 @@ def _speaks_responses(response: httpx.Response) -> bool:
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
     """The stream's lines; a native Responses stream's events arrive as `data:` lines of chat chunks."""
     translator = wire.ChunkTranslator() if _speaks_responses(response) else None
-    async for line in response.aiter_lines():
+    async for line in outbound.aiter_lines_limited(response):
         if translator is None:
             yield line
         else:
@@ -236,9 +201,10 @@ async def _lines(response: httpx.Response) -> AsyncIterator[str]:
                 yield translated
 
 
-async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+async def iter_sse_chunks(response: httpx.Response, upstream: Upstream | None = None) -> AsyncIterator[dict[str, Any]]:
     """Parsed `data:` events of an upstream stream until [DONE]. A body that ends without [DONE] and without a
-    finish_reason was cut short: that is a failure, not a normal end."""
+    finish_reason was cut short: that is a failure, not a normal end. An error event is summarised like an error
+    status (without ``upstream``, as a catalog provider's: no details)."""
     finished = False
     try:
         async for line in _lines(response):
@@ -249,15 +215,18 @@ async def iter_sse_chunks(response: httpx.Response) -> AsyncIterator[dict[str, A
                 return
             try:
                 event = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(event, dict) and "error" in event and "choices" not in event:
-                error = event["error"]
-                message = error.get("message") if isinstance(error, dict) else str(error)
-                raise UpstreamFailure(f"The upstream model failed mid-stream: {str(message)[:200]}", retryable=False)
+                reason = outbound.error_reason(event)
+                raise UpstreamFailure(
+                    _summary(upstream, "The upstream model failed mid-stream", reason), retryable=False
+                )
             if isinstance(event, dict):
                 finished = finished or any(c.get("finish_reason") for c in event.get("choices") or [])
                 yield event
+    except outbound.ResponseTooLarge as exc:
+        raise UpstreamFailure("The upstream model sent an event that is too large.", retryable=False) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamFailure("The upstream model stopped sending.", retryable=False, timeout=True) from exc
     except httpx.HTTPError as exc:

@@ -9,8 +9,9 @@ Two implementations behind one :class:`Embedder` protocol:
 * :class:`OpenAICompatibleEmbedder`: any ``POST {base_url}/embeddings`` server (OpenAI, vLLM, Ollama,
   LiteLLM, TEI...).
 
-Pure Python, no Django: importable from models, views and Celery tasks alike. Heavy imports (numpy,
-onnxruntime, tokenizers) happen on first use, so importing this module costs nothing.
+Importable from models, views and Celery tasks alike. Heavy imports (numpy, onnxruntime, tokenizers) happen on
+first use, so importing this module costs nothing; the remote embedder's calls go through aivax.outbound (the
+address policy and error scrubbing, read from Django settings) unless given its own client factory.
 """
 
 from __future__ import annotations
@@ -325,18 +326,12 @@ def _counter_tokenizer() -> Any:
 # OpenAI-compatible HTTP API
 
 
-def _default_http_client(timeout: httpx.Timeout) -> httpx.Client:
-    import httpx
-
-    return httpx.Client(timeout=timeout, follow_redirects=False)
-
-
 class OpenAICompatibleEmbedder:
     """Embeddings from ``POST {base_url}/embeddings``, the OpenAI wire format.
 
-    ``http_client_factory`` returns a fresh ``httpx.Client`` per ``embed`` call (closed afterwards); tests
-    and deployments with proxies or custom CAs pass their own. Redirects are never followed: a redirect
-    would resend the API key to wherever it points.
+    The default client is aivax.outbound's hardened one under the tenant policy (every connection's address
+    checked, no redirects: a redirect would resend the API key to wherever it points). ``http_client_factory``
+    returns a fresh ``httpx.Client`` per ``embed`` call instead (closed afterwards); tests pass their own.
     """
 
     def __init__(
@@ -372,10 +367,11 @@ class OpenAICompatibleEmbedder:
     def _client(self) -> httpx.Client:
         if self._http_client_factory is not None:
             return self._http_client_factory()
-        import httpx
+        from aivax import outbound
 
-        timeout = httpx.Timeout(self._timeout, connect=self._connect_timeout, pool=self._connect_timeout)
-        return _default_http_client(timeout)
+        return outbound.new_sync_client(
+            outbound.Policy.TENANT, timeout=self._timeout, connect_timeout=self._connect_timeout
+        )
 
     def embed(self, texts: list[str]) -> EmbeddingResult:
         _check_texts(texts)
@@ -394,6 +390,8 @@ class OpenAICompatibleEmbedder:
     def _embed_batch(self, client: httpx.Client, batch: list[str]) -> tuple[list[list[float]], int]:
         import httpx
 
+        from aivax import outbound
+
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -404,6 +402,10 @@ class OpenAICompatibleEmbedder:
         except httpx.TimeoutException as exc:
             raise EmbeddingError(f"The embedding service at {self._host()} timed out.", retryable=True) from exc
         except httpx.HTTPError as exc:
+            if outbound.is_blocked(exc):
+                raise EmbeddingError(
+                    f"The embedding service at {self._host()} is on an address that is not allowed."
+                ) from exc
             raise EmbeddingError(
                 f"Could not reach the embedding service at {self._host()} ({type(exc).__name__}).", retryable=True
             ) from exc
@@ -414,16 +416,19 @@ class OpenAICompatibleEmbedder:
                 "check the base URL."
             )
         if response.status_code >= 400:
-            retryable = response.status_code in (408, 409, 429) or response.status_code >= 500
-            raise EmbeddingError(
-                f"The embedding service returned HTTP {response.status_code}: {self._error_detail(response)}",
-                retryable=retryable,
+            reason = outbound.error_reason(response.content[: outbound.ERROR_BODY_LIMIT]) or response.reason_phrase
+            summary = outbound.summarise(
+                reason,
+                what=f"The embedding service returned HTTP {response.status_code}",
+                secrets=[self._api_key],
+                hosts=[outbound.host_of(self.base_url)],
             )
+            raise EmbeddingError(summary, retryable=outbound.is_retryable_status(response.status_code))
         try:
             body = response.json()
             items = sorted(body["data"], key=lambda item: item.get("index", 0))
             rows = [[float(x) for x in item["embedding"]] for item in items]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise EmbeddingError("The embedding service returned a malformed response.") from exc
         if len(rows) != len(batch):
             raise EmbeddingError(f"The embedding service returned {len(rows)} vectors for {len(batch)} texts.")
@@ -452,28 +457,6 @@ class OpenAICompatibleEmbedder:
             return httpx.URL(self.base_url).host or "the configured URL"
         except Exception:
             return "the configured URL"
-
-    def _error_detail(self, response: httpx.Response) -> str:
-        """A short, single-line reason from the error body, with the API key scrubbed out."""
-        detail = ""
-        try:
-            body = response.json()
-        except ValueError:
-            detail = response.text
-        else:
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, dict):
-                detail = str(error.get("message") or error.get("type") or "")
-            elif isinstance(error, str):
-                detail = error
-            elif isinstance(body, dict) and isinstance(body.get("detail"), str | list):
-                detail = str(body["detail"])
-        detail = " ".join(detail.split())
-        if self._api_key and len(self._api_key) >= 4:
-            detail = detail.replace(self._api_key, "***")
-        if len(detail) > 200:
-            detail = detail[:197] + "..."
-        return detail or (response.reason_phrase or "no details")
 
 
 # --------------------------------------------------------------------------------------------------------------

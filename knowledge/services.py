@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from aivax import outbound
 from aivax.errors import InvalidRequest
 from billing import skus
 from billing.pricing import UsageLine, aprice_platform_sku, price_platform_sku
@@ -99,9 +100,7 @@ def _validate_collection(fields: dict[str, Any]) -> None:
         raise InvalidRequest(f"embeddingDimension must be between 1 and {MAX_DIMENSION}.", param="embeddingDimension")
     base_url = fields.get("embedding_base_url")
     if base_url:
-        from gateways.outbound import validate_base_url
-
-        validate_base_url(base_url)
+        outbound.validate_url(base_url, param="embeddingBaseUrl")
 
 
 def _embedding_fields(

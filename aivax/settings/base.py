@@ -175,9 +175,13 @@ KNOWLEDGE_EMBEDDING_THREADS = env.env_int("AIVAX_EMBEDDING_THREADS", 0)
 UPSTREAM_CONNECT_TIMEOUT = float(env.env_str("UPSTREAM_CONNECT_TIMEOUT", "5"))
 UPSTREAM_READ_TIMEOUT = float(env.env_str("UPSTREAM_READ_TIMEOUT", "120"))
 UPSTREAM_TOTAL_TIMEOUT = float(env.env_str("UPSTREAM_TOTAL_TIMEOUT", "600"))
-# Hosts (or CIDRs) on private networks that tenants' bring-your-own endpoints may reach anyway.
-OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])
-OUTBOUND_ALLOW_PRIVATE = env.env_bool("OUTBOUND_ALLOW_PRIVATE", True)
+# Where tenants' endpoints and embedding URLs may point (aivax/outbound/). Metadata, link-local and unique-local
+# addresses are refused whatever these say; loopback and private networks only when allowed here.
+OUTBOUND_ALLOW_LOOPBACK = env.env_bool("OUTBOUND_ALLOW_LOOPBACK", False)
+OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.env_list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", [])  # host names or CIDRs
+OUTBOUND_MAX_CONNECTIONS = env.env_int("OUTBOUND_MAX_CONNECTIONS", 512)  # per pooled client (event loop)
+OUTBOUND_MAX_KEEPALIVE_CONNECTIONS = env.env_int("OUTBOUND_MAX_KEEPALIVE_CONNECTIONS", 128)
+OUTBOUND_MAX_RESPONSE_BYTES = env.env_int("OUTBOUND_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)  # a body, or an SSE line
 
 # JSON lines with the request id on every line (aivax/log.py); LOG_FORMAT=console for people reading a terminal.
 LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=env.env_str("LOG_LEVEL", "INFO"))

@@ -6,6 +6,8 @@ from .base import *  # noqa: F403
 from .base import LOGGING
 
 DEBUG = env_bool("DEBUG", True)
+# Tenants' endpoints may reach this machine (a model served on localhost); never metadata or link-local addresses.
+OUTBOUND_ALLOW_LOOPBACK = env_bool("OUTBOUND_ALLOW_LOOPBACK", True)
 
 # In development every new organization gets a little credit, so sign-up leads straight to a working playground.
 SIGNUP_CREDIT = env_str("SIGNUP_CREDIT", "1.00")

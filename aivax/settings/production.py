@@ -17,9 +17,7 @@ if SECRET_KEY in _INSECURE_SECRETS or len(SECRET_KEY) < 32:
 if not env_str("DATABASE_URL"):
     raise ImproperlyConfigured("Set DATABASE_URL in production; the embedded database is for development.")
 
-# Tenants' own endpoints may not reach private, loopback, link-local or metadata addresses
-# unless an operator lists them in OUTBOUND_ALLOWED_PRIVATE_HOSTS.
-OUTBOUND_ALLOW_PRIVATE = False
+# Outbound policy: base's (no loopback, no private networks unless listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)

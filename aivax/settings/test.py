@@ -19,7 +19,7 @@ CACHES["default"]["KEY_PREFIX"] = _RUN_PREFIX
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{_RUN_PREFIX}:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{_RUN_PREFIX}:"}
 CELERY_TASK_DEFAULT_QUEUE = f"{_RUN_PREFIX}-queue"
-OUTBOUND_ALLOW_PRIVATE = True
+OUTBOUND_ALLOW_LOOPBACK = True  # the stub upstream listens on 127.0.0.1
 # The whole suite signs in from 127.0.0.1, often as the same owner: throttle tests set their own low limits.
 SIGNIN_ATTEMPTS_PER_IP = 10_000
 SIGNIN_ATTEMPTS_PER_ACCOUNT = 10_000

@@ -43,12 +43,11 @@ def _sweep_abandoned_servers() -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: object, args: list[str]) -> Generator:
-    from aivax import celery
+    from aivax.celery import prefer_settings
 
-    # Importing this plugin imported the aivax package, whose Celery module defaults the settings to dev: undo
-    # that default (a DJANGO_SETTINGS_MODULE the user set stays), so pytest-django takes the test settings.
-    if celery.SETTINGS_DEFAULTED:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "aivax.settings.test"
+    # Importing this plugin imported the aivax package, whose Celery module defaults the settings to production:
+    # undo that default (a DJANGO_SETTINGS_MODULE the user set stays), so pytest-django takes the test settings.
+    prefer_settings("aivax.settings.test")
     if not os.environ.get("DATABASE_URL"):
         _sweep_abandoned_servers()
         tmp = Path(tempfile.mkdtemp(prefix=_PG_PREFIX))

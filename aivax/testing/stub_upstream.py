@@ -46,6 +46,8 @@ class Script:
     endless: bool = False  # generate as long as allowed (max_completion_tokens / max_tokens, else 100,000 words)
     reasoning_tokens: int = 0  # reported in usage.completion_tokens_details (and counted in completion_tokens)
     cumulative_usage: bool = False  # stream: a running usage object on every chunk (some providers do)
+    stream_error: dict[str, Any] | None = None  # stream: send {"error": this} after `stream_error_after` chunks
+    stream_error_after: int = 0
 
 
 def _last_tool_result(body: dict[str, Any]) -> str | None:
@@ -233,6 +235,10 @@ class StubUpstream:
                 if script.stall_after_chunks is not None and index >= script.stall_after_chunks:
                     await disconnected.wait()
                     raise ConnectionResetError
+                if script.stream_error is not None and index >= script.stream_error_after:
+                    await event({"error": script.stream_error})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
                 if script.chunk_delay:
                     try:
                         await asyncio.wait_for(disconnected.wait(), script.chunk_delay)

@@ -50,3 +50,40 @@ def test_admin_lists_render(staff_client, gateway) -> None:
     ):
         assert staff_client.get(path).status_code == 200, path
     assert CatalogModel.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest", "http://metadata.google.internal/v1", "http://[::ffff:a9fe:a9fe]/"]
+)
+def test_staff_cannot_point_a_catalog_model_at_metadata(staff_client, catalog_model, url) -> None:
+    form = {
+        "name": catalog_model.name,
+        "base_url": url,
+        "upstream_model": catalog_model.upstream_model,
+        "api_key": "",
+        "context_window": 4096,
+        "capabilities": "chat",
+        "description": "",
+        "is_active": "on",
+        "Price_catalog_model-TOTAL_FORMS": "0",
+        "Price_catalog_model-INITIAL_FORMS": "0",
+    }
+    response = staff_client.post(f"/admin/gateways/catalogmodel/{catalog_model.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert b"not allowed" in response.content
+    catalog_model.refresh_from_db()
+    assert catalog_model.base_url != url
+
+
+def test_staff_byo_endpoint_form_applies_the_tenant_policy(staff_client, org, settings) -> None:
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    form = {
+        "organization": org.pk,
+        "name": "x",
+        "base_url": "http://127.0.0.1:8000/v1",
+        "model_name": "m",
+        "api_key": "",
+    }
+    form["context_window"] = 4096
+    response = staff_client.post("/admin/gateways/byoendpoint/add/", form)
+    assert response.status_code == 200 and b"not allowed" in response.content

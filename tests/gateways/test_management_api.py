@@ -103,6 +103,10 @@ def test_bring_your_own_endpoint_key_is_never_returned(admin, org, stub) -> None
         ({"model": "MODEL", "userPromptTemplate": "no placeholder"}, "user_prompt_template"),
         ({"model": "MODEL", "contextOverflowAction": "Explode"}, "contextOverflowAction"),
         ({"baseAddress": "ftp://example.com", "modelName": "m"}, "parameters.baseAddress"),
+        ({"baseAddress": "http://169.254.169.254/latest", "modelName": "m"}, "base_url"),
+        ({"baseAddress": "http://[::ffff:169.254.169.254]/v1", "modelName": "m"}, "base_url"),
+        ({"baseAddress": "http://0xA9FEA9FE/v1", "modelName": "m"}, "base_url"),
+        ({"baseAddress": "http://metadata.google.internal/v1", "modelName": "m"}, "base_url"),
     ],
 )
 def test_invalid_parameters_name_the_field(admin, catalog_model, parameters, param) -> None:

@@ -237,3 +237,14 @@ def test_reindex_is_an_explicit_action_with_progress(api: Api, funded_org, colle
     assert (state["queuedDocuments"], state["indexedDocuments"], state["outdatedDocuments"]) == (0, 2, 0)
     status, body = api.post("/collections/00000000-0000-0000-0000-000000000000/reindex", {})
     assert status == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/v1", "http://[64:ff9b::a9fe:a9fe]/v1", "http://2852039166/v1", "http://[fd00::1]/v1"],
+)
+def test_a_collection_embedding_url_cannot_point_at_metadata(api: Api, funded_org, url: str) -> None:  # type: ignore[no-untyped-def]
+    body = {"collectionName": "Remote", "embeddingModel": "m", "embeddingBaseUrl": url, "embeddingDimension": 8}
+    status, response = api.post("/collections", body)
+    assert status == 400, response
+    assert response["error"]["param"] == "embeddingBaseUrl"
