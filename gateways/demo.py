@@ -33,8 +33,10 @@ def seed_demo_gateway(*, organization: Organization, local_model_url: str, **_: 
     for sku, price in DEMO_PLATFORM_PRICES.items():
         if not Price.objects.filter(catalog_model__isnull=True, sku=sku).exists():
             Price.objects.create(catalog_model=None, sku=sku, unit_price=price)
-    if account_get(organization_id=organization.pk).balance <= 0:
-        credit_grant(organization=organization, amount=DEMO_CREDIT, reason="demo credit", staff_user=None)
+    # Top the demo balance up to DEMO_CREDIT (the README's promise), whatever the sign-up credit gave it.
+    balance = account_get(organization_id=organization.pk).balance
+    if balance < DEMO_CREDIT:
+        credit_grant(organization=organization, amount=DEMO_CREDIT - balance, reason="demo credit", staff_user=None)
     if not local_model_url:
         existing = Gateway.objects.for_org(organization).filter(name=DEMO_GATEWAY_NAME).first()
         return existing.slug if existing else None

@@ -35,7 +35,7 @@
           interaction: { mode: "index", intersect: false },
           scales: {
             x: { stacked: true, grid: { display: false } },
-            y: { stacked: true, beginAtZero: true, ticks: { callback: (v) => "$" + v } },
+            y: { stacked: true, beginAtZero: true, ticks: { callback: (v) => "$" + Number(v.toPrecision(6)) } },
           },
           plugins: {
             legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12 } },
