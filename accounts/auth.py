@@ -13,11 +13,14 @@ that survives an outage (a network partition, not a restart) expires within CACH
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from accounts import keys
@@ -26,6 +29,8 @@ from aivax import log, outage
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
 from aivax.redis_client import acache_get, async_redis, cache_get, redis_failed, redis_skipped, rkey, sync_redis
 from quotas.policy import Limits
+
+logger = logging.getLogger(__name__)
 
 CACHE_TTL_SECONDS = 300
 NEGATIVE_TTL_SECONDS = 30
@@ -193,8 +198,19 @@ async def aauthenticate_key(raw_key: str) -> Principal:
     principal = _check(principal, raw_key)
     log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
     if _touch_due(principal.key_id):
-        await ApiKey.unscoped.filter(pk=principal.key_id).aupdate(last_used_at=timezone.now())
+        await sync_to_async(_touch_best_effort, thread_sensitive=True)(principal.key_id)
     return principal
+
+
+def _touch_best_effort(key_id: uuid.UUID) -> None:
+    """Record a key's last use; a failed bookkeeping write must not fail the request it describes. After a
+    database restart this is often the first statement on the shared ORM thread's dead connection: dropping
+    that connection here lets the next statement reconnect instead of failing too."""
+    try:
+        ApiKey.unscoped.filter(pk=key_id).update(last_used_at=timezone.now())
+    except DatabaseError:
+        logger.warning("could not record the last use of API key %s", key_id)
+        close_old_connections()
 
 
 def _touch_due(key_id: uuid.UUID) -> bool:
