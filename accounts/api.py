@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 from pydantic import Field
 
@@ -16,6 +17,7 @@ from accounts.auth import Principal
 from accounts.keys import KEY_LABEL, PUBLIC_KEY_LABEL
 from accounts.models import ApiKey, KeyKind, Organization, Scope
 from aivax.errors import PermissionDenied
+from billing import money
 from quotas.policy import Limits
 
 router = Router(tags=["accounts"])
@@ -61,6 +63,8 @@ class KeyIn(Schema):
     gatewayIds: list[uuid.UUID] | None = None
     allowedOrigins: list[str] = Field(default_factory=list, max_length=50)
     limits: LimitsIn | None = None
+    # USD per calendar month (UTC), checked inside every hold; left out: the creating key's budget, if any.
+    monthlyBudget: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=10)
 
 
 class KeyPatch(Schema):
@@ -70,6 +74,7 @@ class KeyPatch(Schema):
     gatewayIds: list[uuid.UUID] | None = None
     allowedOrigins: list[str] | None = Field(default=None, max_length=50)
     limits: LimitsIn | None = None
+    monthlyBudget: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=10)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -92,6 +97,7 @@ def key_out(key: ApiKey) -> dict[str, Any]:
             "requestsPerDay": key.requests_per_day,
             "tokensPerMinute": key.tokens_per_minute,
         },
+        "monthlyBudget": key.monthly_budget,  # a Decimal: written as an exact fixed-decimal number
         "expiresAt": _iso(key.expires_at),
         "revokedAt": _iso(key.revoked_at),
         "lastUsedAt": _iso(key.last_used_at),
@@ -100,8 +106,10 @@ def key_out(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def _envelope(data: Any, message: str = "ok", status: int = 200) -> JsonResponse:
-    return JsonResponse({"message": message, "data": data}, status=status)
+def _envelope(data: Any, message: str = "ok", status: int = 200) -> HttpResponse:
+    # billing.money.dumps writes money (Decimal) the one way the API does everywhere (README: "Money").
+    body = money.dumps({"message": message, "data": data})
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 def _organization(principal: Principal) -> Organization:
@@ -135,6 +143,9 @@ def create_key(request: HttpRequest, payload: KeyIn) -> HttpResponse:
         limits=requested.capped_by(creator_limits),
         granted_by=principal,
     )
+    budget = services.api_key_budget_within(budget=payload.monthlyBudget, granted_by=principal)
+    if budget is not None:
+        services.api_key_set_budget(key=created.key, budget=budget)
     data = {**key_out(created.key), "key": created.raw}
     return _envelope(data, "Key created. Store it now: it is never shown again.", status=201)
 
@@ -165,6 +176,9 @@ def patch_key(request: HttpRequest, key_id: uuid.UUID, payload: KeyPatch) -> Htt
         limits=payload.limits.to_limits() if payload.limits is not None else None,
         edited_by=principal,  # the key as it will be must not grant more than the key that edits it
     )
+    if "monthlyBudget" in payload.model_fields_set:
+        budget = services.api_key_budget_within(budget=payload.monthlyBudget, granted_by=principal)
+        key = services.api_key_set_budget(key=key, budget=budget)
     return _envelope(key_out(key), "Key updated.")
 
 

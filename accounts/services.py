@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.db import transaction
@@ -266,3 +267,28 @@ def api_key_edit(
             raise InvalidRequest("name must not be empty.", param="name")
         values["name"] = name.strip()
     return api_key_update(key=key, **values)
+
+
+def api_key_budget_within(*, budget: Decimal | None, granted_by: Principal | None) -> Decimal | None:
+    """The monthly budget a key may get from `granted_by` (the API key creating or editing it): never more than
+    the granting key's own budget, and a granting key with a budget cannot hand out an unlimited key (left out,
+    the new key inherits the granter's budget)."""
+    if granted_by is None or granted_by.key_id is None:
+        return budget
+    own = ApiKey.unscoped.filter(pk=granted_by.key_id).values_list("monthly_budget", flat=True).first()
+    if own is None:
+        return budget
+    if budget is None:
+        return own
+    if budget > own:
+        raise PermissionDenied(
+            f"This key cannot grant a monthly budget above its own ({own:f} USD).", code="exceeds_creator"
+        )
+    return budget
+
+
+def api_key_set_budget(*, key: ApiKey, budget: Decimal | None) -> ApiKey:
+    """Set (or clear with None) a key's monthly USD budget; enforced inside every hold (billing.services)."""
+    if budget is not None and budget < 0:
+        raise InvalidRequest("monthlyBudget must not be negative.", param="monthlyBudget")
+    return api_key_update(key=key, monthly_budget=budget)

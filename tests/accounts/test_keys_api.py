@@ -201,3 +201,28 @@ def test_public_keys_over_the_api(api_key, gateways) -> None:  # type: ignore[no
         "/api/v1/api-keys", headers={"Authorization": f"Bearer {data['key']}", "Origin": "https://shop.example.com"}
     )
     assert public.status_code == 403 and public.json()["error"]["code"] == "public_key_scope"
+
+
+def test_monthly_budget_is_set_read_and_never_above_the_creating_keys(org) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    unlimited = Api(_admin_key(org).raw)
+    status, created = unlimited.call("post", "/api-keys", {"name": "capped", "monthlyBudget": "12.5"})
+    assert status == 201, created
+    assert created["data"]["monthlyBudget"] == 12.5
+    key = ApiKey.unscoped.get(pk=created["data"]["id"])
+    assert key.monthly_budget == Decimal("12.5")
+
+    budgeted = _admin_key(org)
+    ApiKey.unscoped.filter(pk=budgeted.key.pk).update(monthly_budget=Decimal("10"))
+    capped = Api(budgeted.raw)
+    status, inherited = capped.call("post", "/api-keys", {"name": "child"})
+    assert status == 201 and inherited["data"]["monthlyBudget"] == 10, inherited  # left out: the creator's
+    status, refused = capped.call("post", "/api-keys", {"name": "greedy", "monthlyBudget": 11})
+    assert status == 403 and refused["error"]["code"] == "exceeds_creator", refused
+    status, negative = unlimited.call("post", "/api-keys", {"name": "neg", "monthlyBudget": -1})
+    assert status in (400, 422) and "error" in negative
+
+    status, patched = unlimited.call("patch", f"/api-keys/{created['data']['id']}", {"monthlyBudget": None})
+    assert status == 200 and patched["data"]["monthlyBudget"] is None
+    assert ApiKey.unscoped.get(pk=created["data"]["id"]).monthly_budget is None
