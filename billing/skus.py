@@ -7,6 +7,9 @@ CHAT_OUT = "inference.chat_completions.out"
 CHAT_OUT_REASONING = "inference.chat_completions.out.reasoning"
 QUERY_REWRITE_IN = "inference.query_rewrite.in"
 QUERY_REWRITE_OUT = "inference.query_rewrite.out"
+# The model router's rating round (gateways/routing), priced per classifier model like chat tokens.
+ROUTING_IN = "inference.resolving.routing_complexity.in"
+ROUTING_OUT = "inference.resolving.routing_complexity.out"
 KNOWLEDGE_EMBEDDING = "knowledge.embedding"
 KNOWLEDGE_SEARCH = "knowledge.search"
 # Not priced: the SKU of credit rows (and of their reversals), so usage reports can leave them out.
@@ -14,6 +17,7 @@ CREDIT = "credit.grant"
 
 CHAT_PREFIX = "inference.chat_completions"
 QUERY_REWRITE_PREFIX = "inference.query_rewrite"
+ROUTING_PREFIX = "inference.resolving.routing_complexity"
 
 PRICED_SKUS = (
     CHAT_IN,
@@ -22,6 +26,8 @@ PRICED_SKUS = (
     CHAT_OUT_REASONING,
     QUERY_REWRITE_IN,
     QUERY_REWRITE_OUT,
+    ROUTING_IN,
+    ROUTING_OUT,
     KNOWLEDGE_EMBEDDING,
     KNOWLEDGE_SEARCH,
 )

@@ -13,6 +13,7 @@ from aivax.errors import InvalidRequest
 from billing.models import Price
 from gateways import cache as gateway_cache
 from gateways.models import ByoEndpoint, CatalogModel, Gateway
+from gateways.tools.admin import GatewayToolInline, RouteCandidateInline
 
 
 class SecretField(forms.CharField):
@@ -119,6 +120,7 @@ class GatewayAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "organization", "catalog_model")
     search_fields = ("name", "slug")
     readonly_fields = ("slug", "created_at", "updated_at")
+    inlines = [GatewayToolInline, RouteCandidateInline]
 
     def save_model(self, request: Any, obj: Gateway, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

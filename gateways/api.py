@@ -17,6 +17,7 @@ from gateways import idempotency, protocol, selectors, services
 from gateways.chat import Caller, handle_chat
 from gateways.responses.api import router as responses_router
 from gateways.schemas import GatewayIn, GatewayPatch, gateway_out
+from gateways.tools.api import router as tools_router
 
 router = Router(tags=["inference"])
 
@@ -172,3 +173,4 @@ def delete_gateway(request: HttpRequest, gateway_id: str) -> HttpResponse:
 
 router.add_router("", manage)
 router.add_router("", responses_router)
+router.add_router("", tools_router)

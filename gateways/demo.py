@@ -20,6 +20,9 @@ DEMO_PRICES = {
     "inference.chat_completions.in": Decimal("0.0000001"),
     "inference.chat_completions.in.cached": Decimal("0.00000001"),
     "inference.chat_completions.out": Decimal("0.0000004"),
+    # The demo gateway's router rates messages with the same local model.
+    "inference.resolving.routing_complexity.in": Decimal("0.00000005"),
+    "inference.resolving.routing_complexity.out": Decimal("0.0000002"),
 }
 DEMO_CREDIT = Decimal("5.00")
 # Platform-wide knowledge prices (per token), unless an operator has set their own.

@@ -148,6 +148,14 @@ class Gateway(TenantModel):
     query_strategy = models.CharField(max_length=16, choices=QueryStrategy.choices, default=QueryStrategy.PLAIN)
     query_context_size = models.PositiveSmallIntegerField(default=3, help_text="N for Concatenate / rewrites")
 
+    # Server-side tools (gateways/tools): how many model rounds may run tools before the answer must come.
+    max_tool_rounds = models.PositiveSmallIntegerField(default=4)
+    # Model router (gateways/routing): set, with route candidates, to rate each request and pick a model; the
+    # gateway's own model answers when no band matches or the classifier fails.
+    router_classifier = models.ForeignKey(
+        CatalogModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -171,3 +179,5 @@ class Gateway(TenantModel):
 
 # Stored responses live with the Responses API (gateways/responses/); imported here so the gateways app owns them.
 from gateways.responses.models import StoredResponse  # noqa: E402, F401
+from gateways.routing.models import RouteCandidate  # noqa: E402, F401
+from gateways.tools.models import GatewayTool, HttpFunction, McpServer  # noqa: E402, F401

@@ -16,7 +16,7 @@ from aivax.db import run_db
 from aivax.errors import NotFound
 from aivax.redis_client import acache_get, acache_set
 from gateways.cache import entry_key
-from gateways.models import CatalogModel, Gateway
+from gateways.models import ByoEndpoint, CatalogModel, Gateway
 from gateways.upstream import Upstream
 
 CACHE_TTL_SECONDS = 300
@@ -76,6 +76,10 @@ class GatewayConfig:
     knowledge_use_references: bool = False
     query_strategy: str = "Plain"
     query_context_size: int = 3
+    # Server-side tools (gateways.tools.spec.ToolSpec as dicts) and the router (gateways.routing), JSON-shaped.
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    max_tool_rounds: int = 4
+    router: dict[str, Any] | None = None
 
     @property
     def model_name(self) -> str:
@@ -114,22 +118,25 @@ def _catalog_ref(model: CatalogModel) -> UpstreamRef:
     )
 
 
+def _byo_ref(endpoint: ByoEndpoint) -> UpstreamRef:
+    return UpstreamRef(
+        base_url=endpoint.base_url,
+        model=endpoint.model_name,
+        api_key_cipher=crypto.encrypt(endpoint.api_key) if endpoint.api_key else "",
+        display_name=endpoint.model_name,
+        tenant_owned=True,
+        catalog_model_id=None,
+        context_window=endpoint.context_window,
+        wire_api=endpoint.wire_api,
+        output_limit_param="max_tokens",  # self-hosted servers (llama.cpp, vLLM, Ollama) all read max_tokens
+    )
+
+
 def build_config(gateway: Gateway) -> GatewayConfig:
-    if gateway.byo_endpoint_id:
-        endpoint = gateway.byo_endpoint
-        primary = UpstreamRef(
-            base_url=endpoint.base_url,
-            model=endpoint.model_name,
-            api_key_cipher=crypto.encrypt(endpoint.api_key) if endpoint.api_key else "",
-            display_name=endpoint.model_name,
-            tenant_owned=True,
-            catalog_model_id=None,
-            context_window=endpoint.context_window,
-            wire_api=endpoint.wire_api,
-            output_limit_param="max_tokens",  # self-hosted servers (llama.cpp, vLLM, Ollama) all read max_tokens
-        )
-    else:
-        primary = _catalog_ref(gateway.catalog_model)
+    from gateways.routing.selectors import route_config
+    from gateways.tools.selectors import tool_specs
+
+    primary = _byo_ref(gateway.byo_endpoint) if gateway.byo_endpoint_id else _catalog_ref(gateway.catalog_model)
     fallbacks = {m.pk: m for m in CatalogModel.objects.filter(pk__in=gateway.fallback_model_ids, is_active=True)}
     upstreams = [primary] + [_catalog_ref(fallbacks[pk]) for pk in gateway.fallback_model_ids if pk in fallbacks]
     collection_id = getattr(gateway, "knowledge_collection_id", None)
@@ -160,6 +167,9 @@ def build_config(gateway: Gateway) -> GatewayConfig:
         knowledge_use_references=gateway.knowledge_use_references,
         query_strategy=gateway.query_strategy,
         query_context_size=gateway.query_context_size,
+        tools=[spec.as_dict() for spec in tool_specs(gateway=gateway)],
+        max_tool_rounds=gateway.max_tool_rounds,
+        router=route_config(gateway=gateway, catalog_ref=_catalog_ref, byo_ref=_byo_ref),
     )
 
 
@@ -179,7 +189,7 @@ def _not_found(ref: str) -> NotFound:
 def load_config(organization_id: int, ref: str) -> GatewayConfig:
     gateway = (
         Gateway.objects.for_org(organization_id)
-        .select_related("catalog_model", "byo_endpoint")
+        .select_related("catalog_model", "byo_endpoint", "router_classifier")
         .filter(**_lookup(organization_id, ref))
         .first()
     )

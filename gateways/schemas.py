@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from aivax.inputs import HttpUrlText
 from gateways.models import Gateway
+from gateways.tools import parameters as tool_parameters
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -63,6 +64,11 @@ class GatewayParameters(Schema):
     queryStrategy: str | None = Field(default=None, max_length=16)
     queryStrategyParameters: dict[str, Annotated[int, Field(ge=1, le=50)]] | None = None
     isActive: bool | None = None
+    # Server-side tools and the model router (gateways/tools/parameters.py documents the shapes).
+    functions: list[str] | None = None
+    mcpTools: list[dict[str, str]] | None = None
+    maxToolRounds: int | None = Field(default=None, ge=1, le=10)
+    router: dict[str, Any] | None = None
 
     @field_validator(*NOT_NULL)
     @classmethod
@@ -102,6 +108,7 @@ SIMPLE_FIELDS = {
     "knowledgeUseReferences": "knowledge_use_references",
     "queryStrategy": "query_strategy",
     "isActive": "is_active",
+    "maxToolRounds": "max_tool_rounds",
 }
 
 
@@ -124,6 +131,7 @@ def gateway_out(gateway: Gateway) -> dict[str, Any]:
         else None,
         fallbackModels=[str(pk) for pk in gateway.fallback_model_ids],
     )
+    params.update(tool_parameters.out(gateway))
     return {
         "id": str(gateway.pk),
         "name": gateway.name,

@@ -40,6 +40,7 @@ GATEWAY_FIELDS = {
     "knowledge_use_references",
     "query_strategy",
     "query_context_size",
+    "max_tool_rounds",
     "is_active",
 }
 
@@ -61,6 +62,7 @@ def _validate(organization: Organization, fields: dict[str, Any]) -> None:
     _check_range(fields, "presence_penalty", -2, 2)
     _check_range(fields, "frequency_penalty", -2, 2)
     _check_range(fields, "knowledge_min_score", 0, 1)
+    _check_range(fields, "max_tool_rounds", 1, 10)
     max_tokens = fields.get("max_completion_tokens")
     if max_tokens is not None and int(max_tokens) < 1:
         raise InvalidRequest("'max_completion_tokens' must be at least 1.", param="max_completion_tokens")
@@ -289,7 +291,11 @@ def _collection_for(organization: Organization, collection_id: str | None) -> An
 
 @transaction.atomic
 def gateway_create_from_parameters(*, organization: Organization, name: str, parameters: dict[str, Any]) -> Gateway:
-    return gateway_create(organization=organization, name=name, **_fields_from_parameters(organization, parameters))
+    from gateways.tools import parameters as tool_parameters
+
+    gateway = gateway_create(organization=organization, name=name, **_fields_from_parameters(organization, parameters))
+    tool_parameters.apply(gateway, parameters)
+    return gateway
 
 
 @transaction.atomic
@@ -297,4 +303,8 @@ def gateway_update_from_parameters(*, gateway: Gateway, name: str | None, parame
     fields = _fields_from_parameters(gateway.organization, parameters, gateway)
     if name is not None:
         fields["name"] = name
-    return gateway_update(gateway=gateway, **fields)
+    from gateways.tools import parameters as tool_parameters
+
+    gateway = gateway_update(gateway=gateway, **fields)
+    tool_parameters.apply(gateway, parameters)
+    return gateway

@@ -183,6 +183,12 @@ OUTBOUND_MAX_CONNECTIONS = env.env_int("OUTBOUND_MAX_CONNECTIONS", 512)  # per p
 OUTBOUND_MAX_KEEPALIVE_CONNECTIONS = env.env_int("OUTBOUND_MAX_KEEPALIVE_CONNECTIONS", 128)
 OUTBOUND_MAX_RESPONSE_BYTES = env.env_int("OUTBOUND_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)  # a body, or an SSE line
 
+# Server-side tools on gateways (gateways/tools) and the model router (gateways/routing).
+TOOL_RESULT_MAX_CHARS = int(env.env_str("TOOL_RESULT_MAX_CHARS", "16000"))  # what the model reads of a result
+RUNNED_FUNCTION_RESULT_MAX_CHARS = 1000  # what generation_context.runned_functions shows of it
+FUNCTIONS_REQUIRE_HTTPS = env.env_bool("FUNCTIONS_REQUIRE_HTTPS", True)  # HTTP functions' URLs
+ROUTER_CLASSIFIER_TIMEOUT = float(env.env_str("ROUTER_CLASSIFIER_TIMEOUT", "5"))
+
 # JSON lines with the request id on every line (aivax/log.py); LOG_FORMAT=console for people reading a terminal.
 LOGGING = log.logging_config(renderer=env.env_str("LOG_FORMAT", "json"), level=env.env_str("LOG_LEVEL", "INFO"))
 

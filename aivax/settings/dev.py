@@ -15,3 +15,4 @@ SIGNUP_CREDIT = env_str("SIGNUP_CREDIT", "1.00")
 # A terminal reads key=value lines better than JSON; /metrics answers this machine without a token.
 LOGGING["formatters"]["structured"]["renderer"] = env_str("LOG_FORMAT", "console")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+FUNCTIONS_REQUIRE_HTTPS = False  # local function servers on http during development

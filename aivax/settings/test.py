@@ -24,3 +24,4 @@ OUTBOUND_ALLOW_LOOPBACK = True  # the stub upstream listens on 127.0.0.1
 SIGNIN_ATTEMPTS_PER_IP = 10_000
 SIGNIN_ATTEMPTS_PER_ACCOUNT = 10_000
 SIGNUPS_PER_IP = 10_000
+FUNCTIONS_REQUIRE_HTTPS = False  # the suite's function servers listen on loopback http

@@ -48,6 +48,8 @@ class Script:
     cumulative_usage: bool = False  # stream: a running usage object on every chunk (some providers do)
     stream_error: dict[str, Any] | None = None  # stream: send {"error": this} after `stream_error_after` chunks
     stream_error_after: int = 0
+    # Per-message answers: the first key found in the last user message picks the content (a router's classifier).
+    replies: dict[str, str] | None = None
 
 
 def _last_tool_result(body: dict[str, Any]) -> str | None:
@@ -138,6 +140,10 @@ class StubUpstream:
             await self._json(send, script.status, error, extra)
             return
         content = script.content if script.content is not None else f"Echo: {_last_user_text(body)}"
+        for key, reply in (script.replies or {}).items():
+            if key in _last_user_text(body):
+                content = reply
+                break
         tool_result = _last_tool_result(body) if script.answer_after_tool else None
         if tool_result is not None:
             script = Script(**{**script.__dict__, "tool_calls": None})

@@ -69,3 +69,23 @@ def client(live_asgi, api_key) -> openai.OpenAI:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def aclient(live_asgi, api_key) -> openai.AsyncOpenAI:  # type: ignore[no-untyped-def]
     return openai.AsyncOpenAI(base_url=f"{live_asgi.url}/api/v1", api_key=api_key.raw, max_retries=0, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def mcp_server():  # type: ignore[no-untyped-def]
+    from tests.gateways.tool_servers import McpTestServer
+
+    server = McpTestServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def function_server():  # type: ignore[no-untyped-def]
+    from tests.gateways.tool_servers import FunctionTestServer
+
+    server = FunctionTestServer()
+    server.start()
+    yield server
+    server.stop()
