@@ -22,6 +22,11 @@ PARAM_TO_FIELD = {
     "fallback_model_ids": "fallback_models",
     "allowed_gateway_ids": "gateways",
     "type": "kind",
+    "tools": "server_tools",
+    "functions": "server_tools",
+    "mcpTools": "server_tools",
+    "router": "router_candidates",
+    "router.classifier": "router_classifier",
 }
 
 
@@ -113,6 +118,27 @@ class GatewayForm(forms.Form):
         label="Query context size", min_value=1, max_value=50, help_text="N for Concatenate and the rewrites."
     )
     is_active = forms.BooleanField(label="Active", required=False, initial=True)
+    # Server-side tools and the router: saved by `save_tools_and_router`, not by gateway_create/update.
+    server_tools = forms.MultipleChoiceField(
+        label="Tools the model may call",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="They run on the server during the answer; their calls are listed in runned_functions.",
+    )
+    max_tool_rounds = forms.IntegerField(
+        label="Max tool rounds", required=False, min_value=1, max_value=10, widget=_number("1", "4")
+    )
+    router_classifier = forms.ChoiceField(
+        label="Route with classifier",
+        required=False,
+        help_text="Rates each request 1-10 and picks a model below; the gateway's model answers otherwise.",
+    )
+    router_candidates = forms.CharField(
+        label="Candidate models",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "@openai/gpt-4o-mini 1-5\n@openai/gpt-4o 6-10"}),
+        help_text="One per line, in order: a catalog model or one of your endpoints, then its band (1-10).",
+    )
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,6 +154,7 @@ class GatewayForm(forms.Form):
             choices.append(("Your endpoints", [(k, str(e)) for k, e in self._endpoints.items()]))
         self.fields["model"].choices = choices
         self.fields["fallback_models"].choices = [(str(m.pk), m.name) for m in catalog]
+        self._tool_choices(organization, catalog)
         collections = optional.collections_for(organization)
         if collections is not None:
             self.fields["knowledge_collection"] = forms.ChoiceField(
@@ -154,6 +181,7 @@ class GatewayForm(forms.Form):
                 "knowledge_max_results": 8,
                 "knowledge_min_score": 0.0,
                 "query_context_size": 3,
+                "max_tool_rounds": 4,
             }
         data = {name: getattr(gateway, name) for name in cls.base_fields if hasattr(gateway, name)}
         data["model"] = (
@@ -163,11 +191,90 @@ class GatewayForm(forms.Form):
         data["stop"] = "\n".join(gateway.stop)
         collection_id = getattr(gateway, "knowledge_collection_id", None)
         data["knowledge_collection"] = str(collection_id) if collection_id else ""
+        data.update(cls._tool_initial(gateway))
         return data
+
+    def _tool_choices(self, organization: Organization, catalog: list[CatalogModel]) -> None:
+        from gateways.tools.selectors import http_function_list, mcp_server_list
+
+        self._functions = {f"fn:{f.pk}": f for f in http_function_list(organization=organization)}
+        self._mcp_tools = {
+            f"mcp:{s.pk}:{t['name']}": (s, t["name"])
+            for s in mcp_server_list(organization=organization)
+            for t in s.tools
+        }
+        self.fields["server_tools"].choices = [(k, f"{f.name} (HTTP)") for k, f in self._functions.items()] + [
+            (k, f"{name} ({server.name}, MCP)") for k, (server, name) in self._mcp_tools.items()
+        ]
+        self.fields["router_classifier"].choices = [("", "No routing")] + [(m.name, m.name) for m in catalog]
+
+    @staticmethod
+    def _tool_initial(gateway: Gateway) -> dict[str, Any]:
+        from gateways.routing.selectors import route_candidate_list
+        from gateways.tools.selectors import gateway_tool_list
+
+        tools = [
+            f"fn:{t.http_function_id}" if t.http_function_id else f"mcp:{t.mcp_server_id}:{t.mcp_tool_name}"
+            for t in gateway_tool_list(gateway=gateway)
+        ]
+        lines = []
+        for c in route_candidate_list(gateway=gateway):
+            name = c.catalog_model.name if c.catalog_model_id else c.byo_endpoint.name
+            lines.append(f"{name} {c.min_complexity}-{c.max_complexity}")
+        return {
+            "server_tools": tools,
+            "router_classifier": gateway.router_classifier.name if gateway.router_classifier_id else "",
+            "router_candidates": "\n".join(lines),
+        }
+
+    def _candidates(self, organization: Organization) -> list[Any]:
+        from gateways.routing.services import CandidateIn
+
+        endpoints = {e.name: e for e in self._endpoints.values()}
+        catalog = {m.name: m for m in self._catalog.values()}
+        out = []
+        for number, line in enumerate((self.cleaned_data.get("router_candidates") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, _, band = line.strip().rpartition(" ")
+            low, _, high = band.partition("-")
+            if not name or not low.isdigit() or not high.isdigit():
+                raise InvalidRequest(f"Line {number}: write a model, a space and a band like 1-5.", param="router")
+            name = name.strip()
+            if name not in catalog and name not in endpoints:
+                raise InvalidRequest(f"Line {number}: unknown model '{name}'.", param="router")
+            out.append(
+                CandidateIn(
+                    catalog_model=catalog.get(name),
+                    byo_endpoint=None if name in catalog else endpoints[name],
+                    min_complexity=int(low),
+                    max_complexity=int(high),
+                )
+            )
+        return out
+
+    def save_tools_and_router(self, gateway: Gateway) -> None:
+        """After gateway_create/update, in the same transaction: the tools and the router of the form."""
+        from gateways.routing.services import gateway_router_set
+        from gateways.tools.services import gateway_tools_set
+
+        chosen = self.cleaned_data.get("server_tools") or []
+        gateway_tools_set(
+            gateway=gateway,
+            http_functions=[self._functions[k] for k in chosen if k in self._functions],
+            mcp_tools=[self._mcp_tools[k] for k in chosen if k in self._mcp_tools],
+        )
+        classifier_name = self.cleaned_data.get("router_classifier") or ""
+        classifier = next((m for m in self._catalog.values() if m.name == classifier_name), None)
+        candidates = self._candidates(gateway.organization) if classifier else []
+        gateway_router_set(gateway=gateway, classifier=classifier, candidates=candidates)
 
     def service_fields(self) -> dict[str, Any]:
         """The cleaned values, named as `gateway_create` / `gateway_update` take them."""
         data = dict(self.cleaned_data)
+        for key in ("server_tools", "router_classifier", "router_candidates"):
+            data.pop(key, None)
+        data["max_tool_rounds"] = data.get("max_tool_rounds") or 4
         model_key = data.pop("model")
         data["catalog_model"] = self._catalog.get(model_key)
         data["byo_endpoint"] = self._endpoints.get(model_key)

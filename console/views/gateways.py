@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -58,7 +59,9 @@ def gateway_new(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         fields = form.service_fields()
         try:
-            gateway = gateway_create(organization=org, **fields)
+            with transaction.atomic():
+                gateway = gateway_create(organization=org, **fields)
+                form.save_tools_and_router(gateway)
         except InvalidRequest as exc:
             attach_error(form, exc)
         else:
@@ -76,7 +79,9 @@ def gateway_edit(request: HttpRequest, pk: str) -> HttpResponse:
     form = GatewayForm(request.POST, organization=org)
     if form.is_valid():
         try:
-            gateway_update(gateway=gateway, **form.service_fields())
+            with transaction.atomic():
+                gateway_update(gateway=gateway, **form.service_fields())
+                form.save_tools_and_router(gateway)
         except InvalidRequest as exc:
             attach_error(form, exc)
             gateway.refresh_from_db()
