@@ -28,11 +28,15 @@ from aivax import tokens
 from aivax.errors import ApiError, PermissionDenied
 from gateways import protocol, relay
 from gateways.caller import Caller
-from gateways.grounding import Grounding, aground, arun_query_function_loop, is_search_tool_call
+from gateways.grounding import Grounding, aground
 from gateways.metering import Meter, Usage
 from gateways.prompting import PreparedCall, aprepare_call
 from gateways.protocol import ChatCompletionRequest
 from gateways.resolve import GatewayConfig, aresolve_gateway
+from gateways.routing.service import Route, aroute
+from gateways.tools.loop import ToolLoop
+from gateways.tools.request import server_tools_for
+from gateways.tools.runtime import ServerTool, call_name
 from gateways.upstream import Upstream, UpstreamFailure, iter_sse_chunks, open_with_retries, read_json
 from quotas import gate as quotas
 from quotas.gate import Admission
@@ -95,7 +99,12 @@ async def run_chat(
     timer.mark("resolve")
     upstreams = [ref.upstream() for ref in config.upstreams]  # keys decrypted once, here
     meter = Meter(caller=caller, request_id=request_id, gateway_id=config.id, metadata=request.metadata)
+    route: Route | None = None
     try:
+        if config.router:  # the rating round is held and billed like any round; it never fails the request
+            route = await aroute(config, [{"role": m.role, "content": m.content} for m in request.messages], meter)
+            upstreams = route.upstreams
+            timer.mark("route")
         if config.knowledge_collection_id:
             await meter.admit()  # grounding costs money: refuse an exhausted balance before doing it
         grounding = await aground(config, upstreams, request, meter)
@@ -105,15 +114,18 @@ async def run_chat(
         )
         payload: dict[str, Any] = {"messages": prepared.messages, **prepared.params}
         prompt_tokens = prepared.prompt_token_estimate
-        if grounding.tools:
-            payload["tools"] = [*payload.get("tools", []), *grounding.tools]
+        server_tools = server_tools_for(config, meter, grounding)
+        if server_tools:
+            payload["tools"] = [*payload.get("tools", []), *(tool.definition for tool in server_tools.values())]
         if payload.get("tools"):
             prompt_tokens += tokens.count_text(protocol.dumps(payload["tools"]).decode())
         payload["max_completion_tokens"] = await meter.hold_round(
             upstreams, prompt_tokens=prompt_tokens, requested=prepared.max_completion_tokens
         )
         timer.mark("hold")
-        source, upstream, data, close = await _call(config, upstreams, payload, meter, grounding, prepared, request)
+        source, upstream, data, close = await _call(
+            config, upstreams, payload, meter, grounding, server_tools, prepared, request
+        )
     except asyncio.CancelledError:
         relay.in_background(meter.abandon())  # the client left mid-call: bill what the upstream read, once
         raise
@@ -122,6 +134,8 @@ async def run_chat(
         raise
     timer.mark("upstream")
     headers = _info_headers(config, prepared, meter.request_id)
+    if route is not None:
+        headers["x-aivax-route"] = route.header()
     headers.update(admission.headers())  # OpenAI's x-ratelimit-* headers
     if request.stream:
         headers["Server-Timing"] = timer.header()
@@ -136,7 +150,7 @@ async def run_chat(
             close=close,
         )
         return ChatResult(request_id=meter.request_id, headers=headers, chunks=stream.chunks())
-    body = await _complete(config, upstream, data or {}, meter, prepared, grounding)
+    body = await _complete(config, upstream, data or {}, meter, prepared, grounding, set(server_tools))
     timer.mark("settle")
     headers["Server-Timing"] = timer.header()
     return ChatResult(request_id=meter.request_id, headers=headers, completion=body)
@@ -148,16 +162,28 @@ async def _call(
     payload: dict[str, Any],
     meter: Meter,
     grounding: Grounding,
+    server_tools: dict[str, ServerTool],
     prepared: PreparedCall,
     request: ChatCompletionRequest,
 ) -> tuple[AsyncIterator[dict[str, Any]] | None, Upstream, dict[str, Any] | None, Any]:
     """Open the upstream call: (live event stream | None, upstream, finished answer | None, close callback)."""
     try:
-        if grounding.tools:  # QueryFunction: tool rounds run server-side, non-streaming
+        if server_tools:  # rounds that call the gateway's own tools are answered here (gateways.tools.loop)
+            loop = ToolLoop(
+                upstreams,
+                payload,
+                meter,
+                server_tools,
+                grounding.runned_functions,
+                requested=prepared.max_completion_tokens,
+                max_rounds=config.max_tool_rounds,
+            )
+            if request.stream:
+                loop.payload["stream_options"] = {"include_usage": True}
+                upstream, response = await open_with_retries(upstreams, loop.payload, stream=True)
+                return loop.stream(upstream, response), upstream, None, response.aclose
             async with asyncio.timeout(settings.UPSTREAM_TOTAL_TIMEOUT):
-                upstream, data = await arun_query_function_loop(
-                    config, upstreams, payload, meter, grounding, requested=prepared.max_completion_tokens
-                )
+                upstream, data = await loop.run()
             return None, upstream, data, None
         if request.stream:
             payload["stream_options"] = {"include_usage": True}
@@ -177,12 +203,16 @@ async def _complete(
     meter: Meter,
     prepared: PreparedCall,
     grounding: Grounding,
+    owned: set[str],
 ) -> dict[str, Any]:
     choice = (data.get("choices") or [{}])[0] or {}
     message = choice.get("message") or {}
     content = message.get("content")
-    # Our own server-side search tool is never handed to the client, even if the model insists on calling it.
-    tool_calls = [call for call in message.get("tool_calls") or [] if not is_search_tool_call(call)] or None
+    # The gateway's own tools are never handed to the client, even if the model insists on calling them.
+    tool_calls = [call for call in message.get("tool_calls") or [] if call_name(call) not in owned] or None
+    finish_reason = choice.get("finish_reason")
+    if finish_reason == "tool_calls" and not tool_calls:
+        finish_reason = "stop"
     prefill = config.assistant_prefill
     if prefill and config.include_prefill_in_message and isinstance(content, str):
         content = prefill + content
@@ -195,7 +225,7 @@ async def _complete(
         created=protocol.now(),
         model=upstream.display_name,
         message=protocol.assistant_message(content, tool_calls, message.get("refusal"), grounding.annotations),
-        finish_reason=choice.get("finish_reason"),
+        finish_reason=finish_reason,
         usage=usage.as_openai(),
         generation_context=relay.generation_context(lines, grounding),
         system_fingerprint=data.get("system_fingerprint"),

@@ -34,7 +34,6 @@ What the client sees:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,8 @@ from billing import skus
 from gateways.metering import Meter, Usage
 from gateways.protocol import ChatCompletionRequest
 from gateways.resolve import GatewayConfig
+from gateways.tools.errors import ToolError
+from gateways.tools.runtime import ServerTool, run_tool_calls
 from gateways.upstream import Upstream, UpstreamFailure, open_with_retries, read_json
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SEARCH_TOOL_NAME = "search_knowledge_base"
+SEARCH_TOOL_TIMEOUT_SECONDS = 30.0
 MAX_QUERY_CHARS = 2000
 REWRITE_MAX_TOKENS = 128
 REWRITE_INSTRUCTION = (
@@ -283,43 +285,37 @@ def is_search_tool_call(call: dict[str, Any]) -> bool:
     return ((call.get("function") or {}).get("name")) == SEARCH_TOOL_NAME
 
 
+def search_server_tool(config: GatewayConfig, meter: Meter, grounding: Grounding) -> ServerTool:
+    """Knowledge search as a server-side tool (QueryFunction): one of the tools the tool loop runs. What it finds
+    is also recorded in ``grounding.documents`` / ``grounding.annotations``."""
+
+    async def run(arguments: dict[str, Any]) -> str:
+        query = _clip(str(arguments.get("query") or ""))
+        if not query:
+            raise ToolError("the 'query' argument is required.")
+        hits = await _search(config, query, meter)
+        if hits is None:
+            raise ToolError("the knowledge base is not available.")
+        if not hits:
+            return "No relevant documents were found."
+        documents, annotations = _documents_and_annotations(hits, config.knowledge_collection_id or "")
+        known = {d["documentId"] for d in grounding.documents}
+        grounding.documents.extend(d for d in documents if d["documentId"] not in known)
+        grounding.annotations.extend(annotations)
+        return render_documents(hits)
+
+    return ServerTool(
+        name=SEARCH_TOOL_NAME, definition=search_tool_definition(), run=run, timeout=SEARCH_TOOL_TIMEOUT_SECONDS
+    )
+
+
 async def arun_search_tool_calls(
     config: GatewayConfig, tool_calls: list[dict[str, Any]], meter: Meter, grounding: Grounding
 ) -> list[dict[str, Any]]:
-    """Run the model's ``search_knowledge_base`` calls; return the ``tool`` messages to append (after the
-    assistant message that carried the calls), and record each call in ``grounding.runned_functions`` and the
-    documents it found in ``grounding.documents`` / ``grounding.annotations``. Calls to other tools are left
-    to the caller (they are the client's own tools)."""
-    messages: list[dict[str, Any]] = []
-    for call in tool_calls:
-        if not is_search_tool_call(call):
-            continue
-        raw_arguments = (call.get("function") or {}).get("arguments") or "{}"
-        try:
-            arguments = json.loads(raw_arguments) if isinstance(raw_arguments, str) else dict(raw_arguments)
-            query = _clip(str(arguments.get("query") or ""))
-        except (ValueError, TypeError, AttributeError):
-            arguments, query = {"raw": str(raw_arguments)[:500]}, ""
-        success = bool(query)
-        if not query:
-            result_text = "Error: the 'query' argument is required."
-        else:
-            hits = await _search(config, query, meter)
-            if hits is None:
-                success, result_text = False, "Error: the knowledge base is not available."
-            elif not hits:
-                result_text = "No relevant documents were found."
-            else:
-                result_text = render_documents(hits)
-                documents, annotations = _documents_and_annotations(hits, config.knowledge_collection_id or "")
-                known = {d["documentId"] for d in grounding.documents}
-                grounding.documents.extend(d for d in documents if d["documentId"] not in known)
-                grounding.annotations.extend(annotations)
-        grounding.runned_functions.append(
-            {"function_name": SEARCH_TOOL_NAME, "success": success, "arguments": arguments, "result": result_text}
-        )
-        messages.append({"role": "tool", "tool_call_id": call.get("id") or "", "content": result_text})
-    return messages
+    """Run the model's ``search_knowledge_base`` calls (in parallel); return the ``tool`` messages to append, and
+    record each call in ``grounding.runned_functions``. Calls to other tools are left to the caller."""
+    tools = {SEARCH_TOOL_NAME: search_server_tool(config, meter, grounding)}
+    return await run_tool_calls(tools, tool_calls, grounding.runned_functions)
 
 
 async def arun_query_function_loop(
@@ -332,32 +328,9 @@ async def arun_query_function_loop(
     requested: int | None,
     max_rounds: int = 4,
 ) -> tuple[Upstream, dict[str, Any]]:
-    """The QueryFunction tool loop, non-streaming: call the model; while it answers only with calls to
-    ``search_knowledge_base``, run them server-side, append the assistant message and the tool results, and call
-    it again (the last round with ``tool_choice: "none"``). Every round holds its worst case first (the prompt
-    grows each round) and is capped to it. Returns ``(upstream, data)`` of the final call, for the caller to
-    relay and settle as usual; the intermediate rounds are recorded in the meter. An answer that also calls the
-    client's own tools ends the loop and goes back to the client as it is. Raises ``UpstreamFailure`` like the
-    caller's own call would."""
-    payload = {**payload, "messages": list(payload["messages"])}
-    for round_number in range(max_rounds):
-        if round_number == max_rounds - 1:
-            payload["tool_choice"] = "none"
-        prompt_tokens = tokens.count_messages(payload["messages"])
-        if round_number:  # the first round was held by the caller, with the rest of the request
-            payload["max_completion_tokens"] = await meter.hold_round(
-                upstreams, prompt_tokens=prompt_tokens, requested=requested
-            )
-        upstream, response = await open_with_retries(upstreams, payload, stream=False)
-        data = await read_json(response)
-        message = ((data.get("choices") or [{}])[0] or {}).get("message") or {}
-        calls = message.get("tool_calls") or []
-        if not calls or not all(is_search_tool_call(c) for c in calls) or round_number == max_rounds - 1:
-            return upstream, data
-        usage = Usage.from_upstream(data.get("usage")) or Usage.estimate(
-            prompt_tokens=prompt_tokens, completion_text=(message.get("content") or "") + json.dumps(calls)
-        )
-        await meter.add_round(upstream, usage)
-        payload["messages"].append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
-        payload["messages"].extend(await arun_search_tool_calls(config, calls, meter, grounding))
-    raise AssertionError("unreachable")  # the last round always returns
+    """The tool loop (gateways.tools.loop) with knowledge search as its only tool, non-streaming."""
+    from gateways.tools.loop import ToolLoop
+
+    tools = {SEARCH_TOOL_NAME: search_server_tool(config, meter, grounding)}
+    loop = ToolLoop(upstreams, payload, meter, tools, grounding.runned_functions, requested, max_rounds)
+    return await loop.run()

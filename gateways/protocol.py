@@ -41,6 +41,11 @@ def sse_event(payload: dict[str, Any]) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
 
 
+def sse_comment(text: str) -> bytes:
+    """A comment line (ignored by SSE clients): progress notes such as ``: running tool <name>``."""
+    return b": " + " ".join(text.split()).encode() + b"\n\n"
+
+
 def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 

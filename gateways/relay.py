@@ -34,6 +34,7 @@ from gateways import protocol
 from gateways.circuit import CircuitOpen
 from gateways.grounding import Grounding, is_search_tool_call
 from gateways.metering import Meter, Usage
+from gateways.tools.loop import Comment
 from gateways.upstream import Upstream, UpstreamFailure
 from quotas import gate as quotas
 
@@ -152,6 +153,7 @@ class StreamRelay:
     def __post_init__(self) -> None:
         self.generated: list[str] = []
         self.upstream_usage: Usage | None = None
+        self.annotated = False  # the grounding's annotations went out already (in a replayed answer's delta)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return protocol.chunk(
@@ -168,6 +170,7 @@ class StreamRelay:
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):
                 self.generated.append(delta["content"])
+            self.annotated = self.annotated or bool(delta.get("annotations"))
             for call in delta.get("tool_calls") or []:
                 function = call.get("function") or {}
                 self.generated.append(str(function.get("name") or "") + str(function.get("arguments") or ""))
@@ -188,8 +191,8 @@ class StreamRelay:
                 yield self._chunk({"role": "assistant", "content": self.prefill})
             async with asyncio.timeout(settings.UPSTREAM_TOTAL_TIMEOUT):
                 async for event in with_keepalive(self.source, settings.SSE_KEEPALIVE_SECONDS):
-                    if event is KEEPALIVE:
-                        yield KEEPALIVE
+                    if event is KEEPALIVE or isinstance(event, Comment):
+                        yield event  # silence, or progress while server-side tools run
                         continue
                     usage = Usage.from_upstream(event.get("usage"))
                     if usage is not None:
@@ -204,6 +207,9 @@ class StreamRelay:
                         finish = event  # held back: it goes out last, with the cost
                         continue
                     yield event
+            if self.grounding.annotations and not self.annotated:
+                # Documents found by a search that ran during a live tool loop: cited once the answer is out.
+                yield self._chunk({"annotations": self.grounding.annotations})
             lines = await settle_safely(self.meter, self.upstream, self.usage())
             finish = finish or self._chunk({}, "stop")
             finish.update(self._context(lines))
@@ -234,6 +240,9 @@ async def sse_frames(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[byt
     an error event: that one ends the stream, as OpenAI's do)."""
     try:
         async for chunk in chunks:
+            if isinstance(chunk, Comment):
+                yield protocol.sse_comment(chunk.text)
+                continue
             yield protocol.SSE_KEEPALIVE if chunk is KEEPALIVE else protocol.sse_event(chunk)
             if "error" in chunk:
                 return

@@ -18,6 +18,7 @@ from gateways.responses.items import normalize_input
 from gateways.responses.objects import response_from_completion, response_id_for
 from gateways.responses.request import CHAT_TO_RESPONSES_PARAM, ResponsesRequest, chat_request, parse_request
 from gateways.responses.stream import StreamTranslator, sse_event
+from gateways.tools.loop import Comment
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ async def _events(
         async for chunk in chunks:
             if chunk is adapter.KEEPALIVE:
                 yield chat_protocol.SSE_KEEPALIVE
+                continue
+            if isinstance(chunk, Comment):  # progress while server-side tools run
+                yield chat_protocol.sse_comment(chunk.text)
                 continue
             if isinstance(chunk.get("error"), dict):
                 final = translator.fail(chunk["error"])

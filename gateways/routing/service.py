@@ -19,7 +19,7 @@ from billing import skus
 from gateways.metering import Meter, Usage
 from gateways.resolve import GatewayConfig, UpstreamRef
 from gateways.routing.classify import CLASSIFIER_MAX_TOKENS, Band, choose, classifier_messages, last_turn, parse_rating
-from gateways.upstream import Upstream, UpstreamFailure, open_with_retries, read_json
+from gateways.upstream import Upstream, UpstreamFailure, open_exchange, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ async def _rate(classifier: Upstream, turn: str, meter: Meter) -> tuple[int | No
     payload: dict[str, Any] = {"messages": messages, "max_completion_tokens": cap, "temperature": 0}
     try:
         async with asyncio.timeout(settings.ROUTER_CLASSIFIER_TIMEOUT):
-            _, response = await open_with_retries([classifier], payload, stream=False)
+            # One attempt: a router that waits out retries and backoff delays every answer; the default is at hand.
+            response = await open_exchange(classifier, payload, stream=False)
             data = await read_json(response)
     except (UpstreamFailure, TimeoutError) as exc:
         meter.pending = None  # nothing came back: the hold is freed with the request's at settlement

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 
 from aivax import crypto
+from aivax.errors import ApiError
 from gateways.tools.errors import ToolError
 from gateways.tools.spec import HTTP, ToolSpec
 
@@ -95,6 +96,8 @@ async def _run_one(tool: ServerTool, call: dict[str, Any]) -> tuple[bool, Any, s
         return False, arguments, f"Error: the function did not answer within {tool.timeout:g} s."
     except ToolError as exc:
         return False, arguments, f"Error: {exc}"
+    except ApiError:
+        raise  # the request's own failure (a balance that cannot pay a paid tool): not the model's to read
     except Exception:
         logger.exception("server-side tool %s failed", tool.name)
         return False, arguments, "Error: the function failed."

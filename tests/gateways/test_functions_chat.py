@@ -113,7 +113,7 @@ def test_a_tool_timeout_is_a_tool_error_the_model_sees(live_asgi, api_key, agent
 def test_client_tools_pass_through_untouched(live_asgi, api_key, agent, stub, upstream_model, function_server) -> None:
     before = len(function_server.record.calls)
     mine = _call("client_tool", {"x": 1}, "k1")
-    stub.app.script(upstream_model, tool_calls=[mine])
+    stub.app.script(upstream_model, tool_calls=[mine], finish_reason="tool_calls")
     client_tools = [{"type": "function", "function": {"name": "client_tool", "parameters": {"type": "object"}}}]
     response = _post(
         live_asgi,
@@ -141,6 +141,7 @@ def test_streams_show_progress_and_relay_the_final_round(live_asgi, api_key, age
     stub.app.script(
         upstream_model,
         tool_calls=[_call("get_weather", {"city": "Faro"}, "w1")],
+        content="",  # the tool round says nothing, as models usually do
         answer_after_tool=True,
         first_chunk_delay=1.5,
     )
