@@ -184,7 +184,7 @@ async def test_mcp_listing(mcp_server) -> None:
 
 async def test_mcp_connections_are_guarded_in_production(settings, mcp_server) -> None:
     settings.OUTBOUND_ALLOW_LOOPBACK = False
-    with pytest.raises(ToolError, match="could not be reached|not allowed"):
+    with pytest.raises(ToolError, match=r"could not be reached|not allowed"):
         await mcp.list_tools(mcp_server.url, auth_header_name="Authorization", auth_header_value=MCP_TOKEN)
     runned: list[dict] = []
     messages = await run_tool_calls(
