@@ -42,8 +42,15 @@
     return "$" + n.toFixed(n !== 0 && Math.abs(n) < 0.01 ? 6 : 4);
   }
 
-  function renderMeta(wrap, usage, context) {
+  function renderMeta(wrap, usage, context, answeredBy, route) {
     const meta = el("div", "meta");
+    if (answeredBy) {
+      // A routing gateway picks the model per message: say which one answered, and why.
+      const reason = route ? route.split(";").slice(1).join(";").trim() : "";
+      const line = el("div", "answered-by", `Answered by ${answeredBy}` + (reason ? ` (${reason})` : ""));
+      line.dataset.model = answeredBy;
+      meta.appendChild(line);
+    }
     if (usage) {
       meta.appendChild(
         el("div", "", `${usage.prompt_tokens ?? 0} prompt + ${usage.completion_tokens ?? 0} completion tokens`)
@@ -83,7 +90,8 @@
     }
     const functions = (context && context.runned_functions) || [];
     if (functions.length) {
-      meta.appendChild(el("div", "", "Functions: " + functions.map((f) => f.name || f).join(", ")));
+      const names = functions.map((f) => f.function_name + (f.success === false ? " (failed)" : ""));
+      meta.appendChild(el("div", "", "Functions: " + names.join(", ")));
     }
     if (meta.childNodes.length) wrap.appendChild(meta);
   }
@@ -116,6 +124,8 @@
     let answer = "";
     let usage = null;
     let context = null;
+    let answeredBy = null;
+    let route = null;
     let failed = false;
     try {
       const response = await fetch(form.dataset.url, {
@@ -130,6 +140,7 @@
         signal: controller.signal,
       });
       const type = response.headers.get("Content-Type") || "";
+      route = response.headers.get("x-aivax-route");
       if (!response.ok || !type.startsWith("text/event-stream")) {
         let message = `The request failed (${response.status}).`;
         try {
@@ -184,6 +195,7 @@
               const u = parsed.response.usage;
               if (u) usage = { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens };
               if (parsed.response.generation_context) context = parsed.response.generation_context;
+              if (parsed.response.model) answeredBy = parsed.response.model;
             }
             continue;
           }
@@ -201,6 +213,7 @@
           }
           if (parsed.usage) usage = parsed.usage;
           if (parsed.generation_context) context = parsed.generation_context;
+          if (parsed.model) answeredBy = parsed.model;
         }
       }
     } catch (err) {
@@ -213,7 +226,7 @@
       if (answer) messages.push({ role: "assistant", content: answer });
       else if (!failed) bubble.textContent = "(empty answer)";
       if (!answer && failed) messages.pop(); // the question that failed is not part of the conversation
-      renderMeta(wrap, usage, context);
+      renderMeta(wrap, usage, context, answeredBy, route);
       wrap.dataset.done = "true";
       log.scrollTop = log.scrollHeight;
       input.focus();

@@ -33,6 +33,7 @@ def test_chat_streams_and_shows_the_bill(page: Page, owner, live_gateway, stub, 
     expect(answer.locator(".bubble")).to_have_text(ANSWER)
     expect(answer.locator("table.billed")).to_contain_text("Total")
     expect(answer.locator(".meta")).to_contain_text("completion tokens")
+    expect(answer.locator(".answered-by")).to_contain_text(f"Answered by @stub/{upstream_model}")
     shot(page, "09-playground-answer", full_page=False)
 
     # The conversation goes on with its history, and the reset button clears it.
