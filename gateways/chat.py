@@ -3,13 +3,16 @@
 The request path, top to bottom, each step handing the next what it needs once:
 
     authenticate (the API builds a Caller) -> resolve the gateway -> gate (key may use it, active, rate limit)
-    -> admit (claim the request id; refused at the balance floor before any paid work) -> ground (rewrites and
-    searches, each held before it runs) -> prepare messages -> hold the call's worst case and cap the upstream
-    to it -> call (retries and fallbacks before the first byte) -> relay (gateways.relay) -> settle.
+    -> route (a routing gateway's rating round picks the model: gateways.routing) -> admit (claim the request
+    id; refused at the balance floor before any paid work) -> ground (rewrites and searches, each held before it
+    runs) -> prepare messages -> hold the call's worst case and cap the upstream to it -> call (retries and
+    fallbacks before the first byte; with server-side tools, the tool loop: gateways.tools.loop) -> relay
+    (gateways.relay) -> settle.
 
 The seam for protocol faces: `run_chat(caller, request, include_usage=...)` returns a `ChatResult`: either the
 finished completion dict (billed, with `generation_context`) or an async iterator of chunk dicts (billed when
-it ends; the final chunk carries `generation_context`; `relay.KEEPALIVE` marks silence), plus informational
+it ends; the final chunk carries `generation_context`; `relay.KEEPALIVE` marks silence, a `gateways.tools.loop.Comment`
+progress while tools run), plus informational
 headers. `handle_chat` is the OpenAI face: JSON or SSE framing around it, nothing else.
 """
 
