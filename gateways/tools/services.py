@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from aivax.errors import InvalidRequest
+from aivax.outbound import validate_url
 from gateways import cache as gateway_cache
 from gateways.models import Gateway
-from aivax.outbound import validate_url
 from gateways.tools import mcp, signing
 from gateways.tools.errors import ToolError
 from gateways.tools.models import TOOL_NAME_PATTERN, GatewayTool, HttpFunction, McpServer

@@ -185,7 +185,7 @@ def test_another_tenants_tools_are_404(admin, outsider_admin, funded, function_s
 
 
 def test_private_addresses_are_refused_in_production(admin, settings, mcp_server) -> None:
-    settings.OUTBOUND_ALLOW_PRIVATE = False
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
     settings.FUNCTIONS_REQUIRE_HTTPS = True
     response = admin.post("/mcp-servers", json={"name": "Internal", "url": mcp_server.url})
     assert response.status_code == 400 and response.json()["error"]["param"] == "url"
