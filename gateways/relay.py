@@ -223,7 +223,13 @@ class StreamRelay:
                 body.update(self._context(await settle_safely(self.meter, self.upstream, self.usage())))
             yield body
         except ApiError as error:
-            yield error.body()
+            # E.g. a balance that cannot pay the next tool round (402) after bytes were sent: bill the rounds done
+            # and what was generated, which also closes the hold, then end with the error event.
+            body = error.body()
+            if self.meter.settled_lines is None:
+                with contextlib.suppress(ApiError):
+                    body.update(self._context(await settle_safely(self.meter, self.upstream, self.usage())))
+            yield body
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away: the upstream request is closed below at once; bill what was generated.
             if self.meter.settled_lines is None:

@@ -71,6 +71,7 @@ def _http_client(auth_header_name: str, auth_header_value: str, timeout: float) 
         headers=headers,
         timeout=httpx2.Timeout(min(CONNECT_TIMEOUT, timeout), read=timeout),
         follow_redirects=False,
+        trust_env=False,  # a proxy from the environment would connect for us, past the guard
     )
 
 
