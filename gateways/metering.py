@@ -226,7 +226,9 @@ class Meter:
         lines = list(self.lines)
         if upstream is not None and usage is not None:
             lines += await self._round_lines(upstream, usage, skus.CHAT_PREFIX)
-        self.settled_lines = await billing.asettle(
+        # An answer delivered is never left unbilled: when the database cannot take it now, the settlement is
+        # kept (Redis) and written in the background; these are the lines it will write either way.
+        self.settled_lines = await billing.asettle_or_defer(
             request_id=self.request_id,
             organization_id=self.caller.organization_id,
             lines=merge_lines(lines),

@@ -87,6 +87,9 @@ DB_POOL_MAX_SIZE = env.env_int("DB_POOL_MAX_SIZE", 32)
 DB_POOL_TIMEOUT = float(env.env_str("DB_POOL_TIMEOUT", "10"))
 DB_CONNECT_TIMEOUT = float(env.env_str("DB_CONNECT_TIMEOUT", "5"))
 DB_POOL_RECONNECT_SECONDS = float(env.env_str("DB_POOL_RECONNECT_SECONDS", "5"))
+# A settle (the answer is already delivered) may wait this long for a pooled connection; past it, the settlement
+# is kept in Redis and written in the background (billing/services/pending.py).
+BILLING_SETTLE_WAIT_SECONDS = float(env.env_str("BILLING_SETTLE_WAIT_SECONDS", "30"))
 
 REDIS_URL = env.redis_url()
 CACHE_KEY_PREFIX = env.env_str("CACHE_KEY_PREFIX", "aivax")

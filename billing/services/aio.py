@@ -22,11 +22,12 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from aivax import adb
+from aivax.outage import DATABASE_ERRORS
 from billing import sql
 from billing.models import Reservation
 from billing.money import quantize_money
 from billing.pricing import UsageLine
-from billing.services import ledger
+from billing.services import ledger, pending
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ async def asettle(
         model=model,
         metadata=metadata,
     )
-    row = await adb.fetchone(*sql.settle_statement(entries=entries, request=request))
+    row = await adb.fetchone(*sql.settle_statement(entries=entries, request=request), timeout=pending.wait_setting())
     if row is not None and int(row[0]) == len(normalised):
         return normalised
     # A retried settle: the ledger already holds (some of) this request's lines; return what it holds.
@@ -93,6 +94,37 @@ async def asettle(
         model=model,
         metadata=metadata,
     )
+
+
+async def asettle_or_defer(
+    *,
+    request_id: str,
+    organization_id: int,
+    lines: list[UsageLine],
+    gateway_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
+    model: str,
+    metadata: dict[str, str] | None,
+) -> list[UsageLine]:
+    """`asettle` for an answer already delivered: if the database cannot take the settlement now (down, or its
+    pool busy past BILLING_SETTLE_WAIT_SECONDS), it is kept and written later (billing/services/pending.py) and
+    the lines it will write are returned, so `generation_context` still names exactly what the ledger will hold.
+    (The settle statement is one transaction: when it raised, either nothing was written, or, if the connection
+    broke after the commit, the retry writes nothing more.)"""
+    settlement: dict[str, Any] = {
+        "request_id": request_id,
+        "organization_id": organization_id,
+        "gateway_id": gateway_id,
+        "api_key_id": api_key_id,
+        "model": model,
+        "metadata": metadata,
+    }
+    try:
+        return await asettle(lines=lines, **settlement)
+    except DATABASE_ERRORS:
+        normalised, _entries, _request = ledger.settlement_rows(lines=lines, **settlement)
+        await pending.adefer(lines=normalised, **settlement)
+        return normalised
 
 
 async def arelease(*, request_id: str) -> None:

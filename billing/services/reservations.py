@@ -13,6 +13,7 @@ from django.utils import timezone
 from billing import locks
 from billing.models import Reservation, ReservationStatus
 from billing.money import ZERO
+from billing.services import pending
 from billing.services.accounts import account_apply
 
 
@@ -25,7 +26,12 @@ def stale_after() -> timedelta:
 
 
 def reservations_release_stale(*, older_than: timedelta | None = None, batch_size: int = 500) -> int:
-    """Release held reservations older than `older_than`; return how many. A later settle still bills."""
+    """Release held reservations older than `older_than`; return how many. A later settle still bills.
+
+    Settlements kept while the database was away (billing/services/pending.py) are written first, so the holds
+    of delivered answers are settled rather than released (were one released first, its settle would still
+    bill it: the money is exact either way)."""
+    pending.drain()
     cutoff = timezone.now() - (older_than if older_than is not None else stale_after())
     with transaction.atomic():
         stale = locks.stale_reservations(cutoff=cutoff, limit=batch_size)

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 FAULT_SETTINGS = {
     "DJANGO_SETTINGS_MODULE": "aivax.settings.test",
     "DB_POOL_TIMEOUT": "1",
+    "BILLING_SETTLE_WAIT_SECONDS": "2",
     "DB_POOL_RECONNECT_SECONDS": "2",
     "DB_CONNECT_TIMEOUT": "1",
     "DB_POOL_MAX_SIZE": "8",
