@@ -73,6 +73,32 @@ class Usage:
         }
 
 
+class TokenTally:
+    """The token count of a text that arrives piece by piece (a streamed answer without upstream usage), kept
+    incrementally so an open stream holds at most a few KB of its answer, not all of it: whole pieces are counted
+    as the text grows, cut before a space (where the tokenizer would split anyway, as `tokens.count_text` does),
+    and only the tail since the last cut is kept. `append` takes what `list.append` would have."""
+
+    PIECE_CHARS = 2048
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.tail = ""
+
+    def append(self, text: str) -> None:
+        self.tail += text
+        if len(self.tail) < 2 * self.PIECE_CHARS:
+            return
+        cut = self.tail.rfind(" ", self.PIECE_CHARS)
+        if cut <= 0:  # no space (a long unbroken string): cut anyway, a token or two of estimate error at most
+            cut = len(self.tail) - self.PIECE_CHARS
+        self.counted += tokens.count_text(self.tail[:cut])
+        self.tail = self.tail[cut:]
+
+    def total(self) -> int:
+        return self.counted + tokens.count_text(self.tail)
+
+
 def merge_lines(lines: list[UsageLine]) -> list[UsageLine]:
     """One line per SKU, as the ledger holds them (a request is charged once per SKU). Several model rounds of
     one request (server-side tool calls) add up; if their unit prices differed (a fallback model answered one

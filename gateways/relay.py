@@ -33,7 +33,7 @@ from billing.pricing import UsageLine
 from gateways import protocol
 from gateways.circuit import CircuitOpen
 from gateways.grounding import Grounding, is_search_tool_call
-from gateways.metering import Meter, Usage
+from gateways.metering import Meter, TokenTally, Usage
 from gateways.tools.loop import Comment
 from gateways.upstream import Upstream, UpstreamFailure
 from quotas import gate as quotas
@@ -151,7 +151,7 @@ class StreamRelay:
     created: int = field(default_factory=protocol.now)
 
     def __post_init__(self) -> None:
-        self.generated: list[str] = []
+        self.generated = TokenTally()  # counted as it streams: the answer itself is not kept
         self.upstream_usage: Usage | None = None
         self.annotated = False  # the grounding's annotations went out already (in a replayed answer's delta)
 
@@ -177,9 +177,7 @@ class StreamRelay:
 
     def usage(self) -> Usage:
         """The upstream's own count (its last report: cumulative reports are counted once), else our estimate."""
-        return self.upstream_usage or Usage.estimate(
-            prompt_tokens=self.prompt_tokens, completion_text="".join(self.generated)
-        )
+        return self.upstream_usage or Usage(self.prompt_tokens, self.generated.total(), estimated=True)
 
     def _context(self, lines: list[UsageLine]) -> dict[str, Any]:
         return {"generation_context": generation_context(lines, self.grounding)}
