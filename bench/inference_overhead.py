@@ -190,8 +190,8 @@ def start_aivax(
         user = user_create(email="bench@example.com", password=None)
         org = organization_create(name="Bench", owner=user)
         from quotas.models import Plan  # rate limits are checked on every request, but never reached here
-        org.plan = Plan.objects.create(name="Bench", requests_per_minute=10**9, requests_per_day=10**9,
-                                       tokens_per_minute=10**12)
+        org.plan = Plan.objects.create(name="Bench", requests_per_minute=2 * 10**9, requests_per_day=2 * 10**9,
+                                       tokens_per_minute=2 * 10**9)
         org.save()
         credit_grant(organization=org, amount=Decimal("1000000"), reason="benchmark", staff_user=None)
         model = catalog_model_upsert(name="@bench/stub", base_url="{stub_url}", upstream_model="{STUB_MODEL}")
@@ -203,9 +203,10 @@ def start_aivax(
         key = api_key_create(organization=org, name="bench", scopes=["inference"])
         print("RESULT", key.raw, gateway.slug)
     """)
-    out = subprocess.run(
-        [PY, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
+    result = subprocess.run([PY, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"seeding the bench database failed:\n{result.stderr[-3000:]}")
+    out = result.stdout
     _, key, slug = next(line for line in out.splitlines() if line.startswith("RESULT")).split()
     port = free_port()
     proc = subprocess.Popen(
