@@ -116,8 +116,9 @@ def main() -> None:
     common.wait_http(f"http://127.0.0.1:{stub_port}/v1/models")
     os.environ["MAX_INFLIGHT_REQUESTS"] = str(max(args.streams) + 100)
     os.environ["UPSTREAM_READ_TIMEOUT"] = "120"
-    web, url, key, slug, _pg = common.start_aivax(f"http://127.0.0.1:{stub_port}/v1", 1, True, tmp)
+    web = None
     try:
+        web, url, key, slug, _pg = common.start_aivax(f"http://127.0.0.1:{stub_port}/v1", 1, True, tmp)
         web_pid = web.pid
         children = psutil.Process(web.pid).children(recursive=True)
         if children:  # uvicorn --workers 1 may run the app in a child process
@@ -139,9 +140,10 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        web.terminate()
         stub.terminate()
-        web.wait(20)
+        if web is not None:  # a failed start must not leave the stub and PostgreSQL running
+            web.terminate()
+            web.wait(20)
         stub.wait(20)
         from aivax import embedded
 

@@ -20,6 +20,7 @@ from uuid import UUID
 from django.conf import settings
 
 from aivax import metrics, tokens
+from aivax.outage import DATABASE_ERRORS
 from billing import pricing, skus
 from billing import services as billing
 from billing.money import ZERO, quantize_money
@@ -145,6 +146,9 @@ class Meter:
     # The round held last and not recorded yet: (upstream, prompt tokens, SKU prefix), billed as its prompt if
     # the client leaves while it runs.
     pending: tuple[Upstream, int, str] | None = None
+    # The price sheets read when rounds were held, per catalog model: a round is priced from them if the
+    # database (and so the price cache's reload) is away when it ends; a delivered answer is still priced.
+    sheets: dict[UUID, dict[str, Decimal]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -206,6 +210,7 @@ class Meter:
                 if upstream.tenant_owned or upstream.catalog_model_id is None:
                     continue
                 sheet = await pricing.aprice_sheet(catalog_model_id=upstream.catalog_model_id)
+                self.sheets[upstream.catalog_model_id] = sheet
                 p, c = pricing.worst_unit_prices(sheet, sku_prefix)
                 prompt_price, completion_price = max(prompt_price, p), max(completion_price, c)
         fixed = prompt_price * held_prompt_tokens(prompt_tokens)
@@ -228,17 +233,33 @@ class Meter:
         self.lines.append(line)
 
     async def _round_lines(self, upstream: Upstream, usage: Usage, sku_prefix: str) -> list[UsageLine]:
-        return await pricing.aprice_chat_completion(
-            model_name=upstream.display_name,
-            catalog_model_id=upstream.catalog_model_id,
-            prompt_tokens=usage.prompt_tokens,
-            cached_tokens=usage.cached_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            estimated=usage.estimated,
-            byo=upstream.tenant_owned,
-            sku_prefix=sku_prefix,
-        )
+        try:
+            return await pricing.aprice_chat_completion(
+                model_name=upstream.display_name,
+                catalog_model_id=upstream.catalog_model_id,
+                prompt_tokens=usage.prompt_tokens,
+                cached_tokens=usage.cached_tokens,
+                completion_tokens=usage.completion_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                estimated=usage.estimated,
+                byo=upstream.tenant_owned,
+                sku_prefix=sku_prefix,
+            )
+        except DATABASE_ERRORS:
+            sheet = self.sheets.get(upstream.catalog_model_id) if upstream.catalog_model_id else None
+            if sheet is None:
+                raise
+            return pricing._chat_lines(
+                sheet,
+                upstream.catalog_model_id,
+                upstream.display_name,
+                usage.prompt_tokens,
+                usage.cached_tokens,
+                usage.completion_tokens,
+                usage.estimated,
+                sku_prefix,
+                usage.reasoning_tokens,
+            )
 
     @metrics.billing_step("settle")
     async def settle(self, upstream: Upstream | None = None, usage: Usage | None = None) -> list[UsageLine]:

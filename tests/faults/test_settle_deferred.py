@@ -37,7 +37,8 @@ def _stream_across_outage(stack: FaultStack, gateway: str) -> tuple[str, list[di
             events.append(json.loads(data))
             if len(events) == 1:
                 stack.stop_postgres()  # reserved and relaying: only the settle is left to write
-    assert done and not any("error" in e for e in events), (events[-2:], stack.web_log())
+    errors = [e for e in events if "error" in e]
+    assert done and not errors, (errors, stack.web_log()[-3000:])
     final = events[-1]
     assert final["choices"][0]["finish_reason"] == "stop"
     lines = final["generation_context"]["generated_usage"]
