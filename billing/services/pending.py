@@ -171,7 +171,8 @@ def drain(*, batch_size: int = 500) -> int:
         logger.warning("pending settlements not drained (Redis: %s)", exc)
         return 0
     written = 0
-    for raw in entries:  # type: ignore[union-attr]
+    for item in entries:  # type: ignore[union-attr]
+        raw = item.decode() if isinstance(item, bytes) else str(item)
         try:
             settle(**decode(raw))
         except outage.DATABASE_ERRORS:
