@@ -54,11 +54,34 @@ def unavailable(message: str) -> ServiceUnavailable:
     return ServiceUnavailable(message, headers={"Retry-After": retry_after()})
 
 
+def _drop_broken_orm_connections() -> None:
+    """Django's persistent connections are dropped when broken only at the start and end of requests that go
+    through its handler; the /api/ fast path and the shared sync thread of async ORM calls skip that. Drop them
+    here, on the thread that owns them, so the request after an outage reconnects instead of failing too."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import close_old_connections
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        close_old_connections()  # sync code: this thread's own connections
+        return
+    task = loop.create_task(sync_to_async(close_old_connections, thread_sensitive=True)())
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+
+
+_cleanups: set[object] = set()
+
+
 def unavailable_for(exc: BaseException) -> ServiceUnavailable | None:
     """The 503 to answer for `exc` if it is a dependency outage, else None."""
     if isinstance(exc, DATABASE_ERRORS):
         count("database.unavailable")
         logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        _drop_broken_orm_connections()
         return unavailable("The service is temporarily unavailable (database). Nothing was billed; retry shortly.")
     if isinstance(exc, REDIS_ERRORS):
         count("redis.unavailable")
