@@ -192,7 +192,7 @@ async def aauthenticate_key(raw_key: str) -> Principal:
         if not redis_skipped():
             try:
                 value, ttl = _cache_value(principal)
-                await async_redis().eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
+                await async_redis().eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
             except outage.REDIS_ERRORS as exc:
                 redis_failed(exc, "apikey")
     principal = _check(principal, raw_key)

@@ -18,19 +18,14 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
 
 import structlog
 
 from aivax import log, metrics, tracing
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from aivax.asgi_types import App as ASGIApp
+from aivax.asgi_types import Message, Receive, Scope, Send
 
 METRICS_PATH = "/metrics"
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})

@@ -67,7 +67,7 @@ def embedding_request_id(document: Document, model: str) -> str:
     return f"embed-{document.pk}-{document.content_hash[:16]}-{model_tag}"
 
 
-def _mine(document_id: uuid.UUID | str, digest: str):  # type: ignore[no-untyped-def]
+def _mine(document_id: uuid.UUID | str, digest: str):
     return Document.unscoped.filter(pk=document_id, content_hash=digest, status=DocumentStatus.PROCESSING)
 
 

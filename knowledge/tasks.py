@@ -18,7 +18,7 @@ from celery.signals import worker_process_init
     soft_time_limit=20 * 60,
     time_limit=25 * 60,
 )
-def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: ignore[no-untyped-def]
+def ingest_document(self, document_id: str, content_hash: str) -> str:
     from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, document_ingest
 
@@ -39,7 +39,7 @@ def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: 
     soft_time_limit=20 * 60,
     time_limit=25 * 60,
 )
-def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:
     """A batch of ``[document_id, content_hash]`` pairs, embedded together (knowledge.ingestion.documents_ingest)."""
     from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, documents_ingest
