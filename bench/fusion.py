@@ -54,15 +54,15 @@ def main() -> int:
         trows = search._fulltext_hits(org, cid, query["text"], dim, vector, CANDIDATES, collection.language)
         lists.append((query, vrows, trows))
 
-    def evaluate(fuse) -> float:
+    def evaluate(fuse) -> float:  # type: ignore[no-untyped-def]
         scores = []
         for query, vrows, trows in lists:
             doc_of = {r[0]: r[5] for r in vrows} | {r[0]: r[5] for r in trows}
             scores.append(ndcg_at_10(ranked_docs(fuse(vrows, trows), doc_of), qrels[query["_id"]]))
         return statistics.fmean(scores)
 
-    def rrf(k: float, wv: float = 1.0, wt: float = 1.0, depth: int = 40):
-        def fuse(vrows, trows):
+    def rrf(k: float, wv: float = 1.0, wt: float = 1.0, depth: int = 40):  # type: ignore[no-untyped-def]
+        def fuse(vrows, trows):  # type: ignore[no-untyped-def]
             out: dict[int, float] = {}
             for rank, r in enumerate(vrows[:depth], 1):
                 out[r[0]] = out.get(r[0], 0) + wv / (k + rank)
@@ -72,8 +72,8 @@ def main() -> int:
 
         return fuse
 
-    def convex(alpha: float, depth: int = 40):
-        def fuse(vrows, trows):
+    def convex(alpha: float, depth: int = 40):  # type: ignore[no-untyped-def]
+        def fuse(vrows, trows):  # type: ignore[no-untyped-def]
             v = {r[0]: float(r[4]) for r in vrows[:depth]}
             t = {r[0]: float(r[4]) for r in trows[:depth]}
             # a chunk missing from one list gets that list's floor (its lowest candidate's score)

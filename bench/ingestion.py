@@ -100,7 +100,7 @@ def main() -> int:
     return 0
 
 
-def run(payload: bytes, model: str | None, pg_pid: int) -> tuple:
+def run(payload: bytes, model: str | None, pg_pid: int) -> tuple:  # type: ignore[type-arg]
     from accounts.models import Organization
     from aivax.celery import app
     from billing import skus

@@ -39,7 +39,7 @@ def _configure(prefix: str) -> None:
         )
 
 
-def _limits(levels: int, subject: str, *, rpm: int = 10**9) -> list:
+def _limits(levels: int, subject: str, *, rpm: int = 10**9) -> list:  # type: ignore[type-arg]
     from quotas.limiter import Limit
 
     found = []
@@ -75,7 +75,7 @@ async def _latency(admissions: int, levels: int) -> dict[str, float]:
     }
 
 
-def _racer(prefix: str, subject: str, limit: int, tokens_limit: int, attempts: int, concurrency: int, out) -> None:
+def _racer(prefix: str, subject: str, limit: int, tokens_limit: int, attempts: int, concurrency: int, out) -> None:  # type: ignore[no-untyped-def]
     _configure(prefix)
     from quotas.limiter import AsyncLimiter, Limit
 

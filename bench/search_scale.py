@@ -56,7 +56,7 @@ class FixedEmbedder:
     def __init__(self) -> None:
         self.vector: list[float] = []
 
-    def embed(self, texts: list[str]):
+    def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
         from knowledge.embeddings import EmbeddingResult
 
         return EmbeddingResult(vectors=[self.vector for _ in texts], token_count=8)
@@ -69,7 +69,7 @@ def _vectors(rng: np.random.Generator, centroids: np.ndarray, n: int) -> np.ndar
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def _load(collection, vectors: np.ndarray) -> None:
+def _load(collection, vectors: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     from django.db import connection
     from pgvector.psycopg import register_vector
 
@@ -144,7 +144,7 @@ def build(args: argparse.Namespace) -> tuple[object, np.ndarray, list[object], n
     return target, target_vectors, others, centroids, build_seconds
 
 
-def measure(collection, vectors: np.ndarray | None, centroids: np.ndarray, queries: int, top: int) -> dict:
+def measure(collection, vectors: np.ndarray | None, centroids: np.ndarray, queries: int, top: int) -> dict:  # type: ignore[no-untyped-def]
     from knowledge.search import search_collection
 
     rng = np.random.default_rng(7)
@@ -189,7 +189,7 @@ def measure(collection, vectors: np.ndarray | None, centroids: np.ndarray, queri
     }
 
 
-def explain(collection, centroids: np.ndarray) -> str:
+def explain(collection, centroids: np.ndarray) -> str:  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
 
     vector = _vectors(np.random.default_rng(1), centroids, 1)[0]
