@@ -58,7 +58,7 @@ def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:
 
 @shared_task(name="knowledge.requeue_stale_documents", ignore_result=True)
 def requeue_stale_documents() -> dict[str, int]:
-    from knowledge.ingestion import documents_requeue_stale
+    from knowledge.sweep import documents_requeue_stale
 
     result = documents_requeue_stale()
     return {"requeued": result.requeued, "failed": result.failed, "resent": result.resent}

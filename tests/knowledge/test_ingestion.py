@@ -14,9 +14,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from billing.models import LedgerEntry
 from knowledge import ingestion, providers, services
-from knowledge.ingestion import BALANCE_REASON, document_ingest, documents_requeue_stale
+from knowledge.ingestion import BALANCE_REASON, document_ingest
 from knowledge.models import Chunk, Collection, Document, DocumentStatus
 from knowledge.search import search_collection
+from knowledge.sweep import documents_requeue_stale
 from tests.knowledge.conftest import index_queued
 
 pytestmark = pytest.mark.django_db
