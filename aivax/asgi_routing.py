@@ -76,7 +76,7 @@ class ApiEdgeMiddleware:
     def _secure(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response = self.security.process_response(request, response)
         if "X-Frame-Options" not in response:
-            response["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY")
+            response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
         return response
 
 

@@ -154,14 +154,14 @@ def _networks(raw: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.I
 def metrics_allowed(scope: Scope) -> bool:
     from django.conf import settings
 
-    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    token = settings.METRICS_TOKEN or ""
     if token:
         auth = (_header(scope, b"authorization") or b"").decode("latin-1")
         scheme, _, presented = auth.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True
     client = scope.get("client")
-    networks = _networks(tuple(getattr(settings, "METRICS_ALLOWED_NETWORKS", ()) or ()))
+    networks = _networks(tuple(settings.METRICS_ALLOWED_NETWORKS or ()))
     if client and networks:
         try:
             address = ipaddress.ip_address(client[0])

@@ -178,7 +178,7 @@ def _ingest_group(documents: list[Document], outcomes: dict[str, IngestOutcome])
     collection: Collection = documents[0].collection
     embedder = embedder_for(collection)
     # The platform's model is billed; a tenant's own endpoint is not; nothing is with BILLING_ENABLED off.
-    billed = collection.is_local_embedding and getattr(settings, "BILLING_ENABLED", True)
+    billed = collection.is_local_embedding and settings.BILLING_ENABLED
     max_tokens = max_chunk_tokens(collection, embedder)
     pending: list[_Pending] = []
     for document in documents:
