@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
-from accounts.auth import authenticate_key
+from accounts.auth import aauthenticate_key
 from accounts.models import ApiKey, Scope
 from accounts.services import CreatedKey, api_key_create, api_key_revoke, user_create
 from gateways.services import gateway_create
@@ -35,6 +36,10 @@ class Api:
 @pytest.fixture
 def gateways(org, catalog_model):
     return [gateway_create(organization=org, name=f"G{i}", catalog_model=catalog_model) for i in range(2)]
+
+
+# Production authenticates keys only on the async path; these sync tests drive that path.
+authenticate_key = async_to_sync(aauthenticate_key)
 
 
 def _admin_key(org, **kwargs: Any) -> CreatedKey:
@@ -171,10 +176,10 @@ def test_a_lookup_that_raced_a_revocation_cannot_cache_the_old_row(api_key, monk
     stale = auth.Principal.from_key(ApiKey.unscoped.get(pk=api_key.key.pk))
     api_key_revoke(key=api_key.key)
     monkeypatch.setattr(auth.Principal, "from_key", classmethod(lambda cls, key: stale))
-    assert auth.authenticate_key(api_key.raw) == stale  # the raced request itself still ran on what it read
+    assert authenticate_key(api_key.raw) == stale  # the raced request itself still ran on what it read
     monkeypatch.undo()
     with pytest.raises(Exception, match="Incorrect API key"):
-        auth.authenticate_key(api_key.raw)
+        authenticate_key(api_key.raw)
 
 
 def test_public_keys_over_the_api(api_key, gateways) -> None:
