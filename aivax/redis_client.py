@@ -113,17 +113,6 @@ async def acache_set(key: str, value: str, *, ex: int, what: str) -> None:
         redis_failed(exc, what)
 
 
-def cache_get(key: str, *, what: str) -> bytes | None:
-    if redis_skipped():
-        outage.count(f"redis.{what}_fallback")
-        return None
-    try:
-        return sync_redis().get(key)  # type: ignore[return-value]
-    except outage.REDIS_ERRORS as exc:
-        redis_failed(exc, what)
-        return None
-
-
 def cache_set(key: str, value: str, *, ex: int, what: str) -> None:
     if redis_skipped():
         return
