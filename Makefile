@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-model install-browser lint format migrate web worker beat db-start db-stop seed bench clean
+.PHONY: run test install install-model install-browser lint typecheck format migrate web worker beat db-start db-stop seed bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,17 @@ install-browser:
 run: install install-model
 	$(BIN)/python -m aivax.stack
 
-test: install install-model install-browser
+# The linter, the formatter's check and the type checker run first: CI (.ci/run) is `make test`.
+test: lint typecheck install-model install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy with the Django plugin; which packages it covers is in pyproject.toml ([tool.mypy] files).
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

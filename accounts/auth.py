@@ -27,7 +27,7 @@ from accounts import keys
 from accounts.models import ApiKey, KeyKind
 from aivax import log, outage
 from aivax.errors import INVALID_API_KEY_MESSAGE, AuthenticationFailed, PermissionDenied
-from aivax.redis_client import acache_get, async_redis, cache_get, redis_failed, redis_skipped, rkey, sync_redis
+from aivax.redis_client import acache_get, async_redis, redis_failed, redis_skipped, rkey, sync_redis
 from quotas.policy import Limits
 
 logger = logging.getLogger(__name__)
@@ -156,29 +156,6 @@ def _check(principal: Principal | None, raw_key: str) -> Principal:
     return principal
 
 
-def authenticate_key(raw_key: str) -> Principal:
-    prefix = keys.lookup_prefix(raw_key)
-    if prefix is None:
-        raise AuthenticationFailed(INVALID_API_KEY_MESSAGE)
-    cached = cache_get(_cache_key(prefix), what="apikey")
-    if cached is not None:
-        principal = None if cached == _MISSING.encode() else Principal.from_json(cached)
-    else:
-        key = ApiKey.unscoped.filter(prefix=prefix).first()
-        principal = Principal.from_key(key) if key else None
-        if not redis_skipped():
-            try:
-                sync_redis().eval(
-                    _SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), *_cache_value(principal)
-                )
-            except outage.REDIS_ERRORS as exc:
-                redis_failed(exc, "apikey")
-    principal = _check(principal, raw_key)
-    log.annotate(organization_id=principal.organization_id, key_prefix=prefix)
-    _touch_sync(principal.key_id)
-    return principal
-
-
 async def aauthenticate_key(raw_key: str) -> Principal:
     prefix = keys.lookup_prefix(raw_key)
     if prefix is None:
@@ -192,7 +169,7 @@ async def aauthenticate_key(raw_key: str) -> Principal:
         if not redis_skipped():
             try:
                 value, ttl = _cache_value(principal)
-                await async_redis().eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)  # type: ignore[misc]
+                await async_redis().eval(_SET_UNLESS_CHANGED, 2, _cache_key(prefix), _changed_key(prefix), value, ttl)
             except outage.REDIS_ERRORS as exc:
                 redis_failed(exc, "apikey")
     principal = _check(principal, raw_key)
@@ -220,11 +197,6 @@ def _touch_due(key_id: uuid.UUID) -> bool:
         return False
     _last_touch[key_id] = now
     return True
-
-
-def _touch_sync(key_id: uuid.UUID) -> None:
-    if _touch_due(key_id):
-        ApiKey.unscoped.filter(pk=key_id).update(last_used_at=timezone.now())
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -10,11 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts import services
 from accounts.forms import EmailAuthenticationForm, InviteForm, OrganizationForm, RoleForm, SignUpForm
 from accounts.models import Membership, Role
-from accounts.services import organization_create
 from aivax.errors import InvalidRequest
-from console import services
 from console.context import SESSION_ORG_KEY, console_view, render_console, switch_organization
 
 
@@ -51,7 +50,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 def organization_new(request: HttpRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        org = organization_create(name=form.cleaned_data["name"], owner=request.user)
+        org = services.organization_create(name=form.cleaned_data["name"], owner=request.user)
         request.session[SESSION_ORG_KEY] = org.pk
         messages.success(request, f"Created {org.name}.")
         return redirect("console-home")

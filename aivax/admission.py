@@ -9,17 +9,11 @@ long streams refuses new work instead of queueing it behind them until every poo
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from django.conf import settings
 
 from aivax import outage
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+from aivax.asgi_types import App, Receive, Scope, Send
 
 _BODY = json.dumps(
     {

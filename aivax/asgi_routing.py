@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 from asgiref.sync import markcoroutinefunction
@@ -25,13 +24,8 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.security import SecurityMiddleware
 
+from aivax.asgi_types import App, Message, Receive, Scope, Send
 from aivax.errors import error_body
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ApiASGIHandler(ASGIHandler):
@@ -82,7 +76,7 @@ class ApiEdgeMiddleware:
     def _secure(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response = self.security.process_response(request, response)
         if "X-Frame-Options" not in response:
-            response["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY")
+            response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
         return response
 
 

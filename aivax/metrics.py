@@ -197,7 +197,7 @@ def _queue_depth() -> tuple[str, float | None]:
 
         if _broker is None:
             _broker = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        prefix = (getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}).get("global_keyprefix", "")
+        prefix = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get("global_keyprefix", "")
         return queue, float(_broker.llen(f"{prefix}{queue}"))
     except Exception:  # a scrape reports what it can; a broker outage shows up as a missing series
         return queue, None

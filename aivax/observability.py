@@ -18,19 +18,14 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
 
 import structlog
 
 from aivax import log, metrics, tracing
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from aivax.asgi_types import App as ASGIApp
+from aivax.asgi_types import Message, Receive, Scope, Send
 
 METRICS_PATH = "/metrics"
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})
@@ -159,14 +154,14 @@ def _networks(raw: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.I
 def metrics_allowed(scope: Scope) -> bool:
     from django.conf import settings
 
-    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    token = settings.METRICS_TOKEN or ""
     if token:
         auth = (_header(scope, b"authorization") or b"").decode("latin-1")
         scheme, _, presented = auth.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True
     client = scope.get("client")
-    networks = _networks(tuple(getattr(settings, "METRICS_ALLOWED_NETWORKS", ()) or ()))
+    networks = _networks(tuple(settings.METRICS_ALLOWED_NETWORKS or ()))
     if client and networks:
         try:
             address = ipaddress.ip_address(client[0])

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import weakref
+from typing import cast
 
 import redis
 import redis.asyncio as aredis
@@ -96,7 +97,8 @@ async def acache_get(key: str, *, what: str) -> bytes | None:
         outage.count(f"redis.{what}_fallback")
         return None
     try:
-        return await async_redis().get(key)  # type: ignore[no-any-return]
+        value = await async_redis().get(key)
+        return cast(bytes | None, value)  # the client does not decode responses
     except outage.REDIS_ERRORS as exc:
         redis_failed(exc, what)
         return None
@@ -109,17 +111,6 @@ async def acache_set(key: str, value: str, *, ex: int, what: str) -> None:
         await async_redis().set(key, value, ex=ex)
     except outage.REDIS_ERRORS as exc:
         redis_failed(exc, what)
-
-
-def cache_get(key: str, *, what: str) -> bytes | None:
-    if redis_skipped():
-        outage.count(f"redis.{what}_fallback")
-        return None
-    try:
-        return sync_redis().get(key)  # type: ignore[return-value]
-    except outage.REDIS_ERRORS as exc:
-        redis_failed(exc, what)
-        return None
 
 
 def cache_set(key: str, value: str, *, ex: int, what: str) -> None:

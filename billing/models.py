@@ -176,6 +176,29 @@ class LedgerEntry(TenantModel):
         raise RuntimeError("Ledger entries are append-only: record a reversal instead of deleting")
 
 
+# The columns a ledger entry is exported with after its id, in order: the staff CSV and the staff API.
+LEDGER_EXPORT_COLUMNS = [
+    "created_at",
+    "organization",
+    "kind",
+    "request_id",
+    "position",
+    "sku",
+    "quantity",
+    "unit_price",
+    "amount",
+    "balance_delta",
+    "estimated",
+    "description",
+    "model",
+    "gateway_id",
+    "api_key_id",
+    "reason",
+    "created_by",
+    "reverses",
+]
+
+
 class BilledRequest(TenantModel):
     """One row per billed request, for drill-down and "recent requests". `total` = its charge lines' sum."""
 

@@ -194,7 +194,7 @@ async def _run_claimed(row_id: int, request_id: str, run: Run) -> HttpResponse:
         raise
     if isinstance(response, StreamingHttpResponse):
         response.streaming_content = _recorded(row_id, response)
-        return response  # type: ignore[return-value]
+        return response
     if response.status_code >= 400:
         await adb.fetchone(_FREE, [row_id])  # nothing was answered: the retry runs afresh
         return response

@@ -211,8 +211,8 @@ class RequestLimits:
         from django.conf import settings
 
         return cls(
-            max_messages=int(getattr(settings, "CHAT_MAX_MESSAGES", DEFAULT_MAX_MESSAGES)),
-            max_input_chars=int(getattr(settings, "CHAT_MAX_INPUT_CHARS", DEFAULT_MAX_INPUT_CHARS)),
+            max_messages=int(settings.CHAT_MAX_MESSAGES),
+            max_input_chars=int(settings.CHAT_MAX_INPUT_CHARS),
         )
 
 

@@ -21,5 +21,5 @@ class DocumentAdmin(admin.ModelAdmin):
     search_fields = ("name", "reference", "collection__name")
     readonly_fields = [f.name for f in Document._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False

@@ -12,8 +12,8 @@ bulk upload's documents come in batches whose chunks share model calls), or dire
 - **Billing**: ``knowledge.embedding`` by the tokens embedded, request id ``embed-<document>-<hash>-<model>``:
   a retry bills nothing twice; a re-index with another model is a new bill. An organization that cannot pay
   gets the document ``failed`` with the reason. Tenants' own embedding endpoints are not billed.
-- **Crashes**: a killed worker leaves the row ``processing``; :func:`documents_requeue_stale` (on beat) puts it
-  back in the queue, and after ``max_attempts`` marks it ``failed`` with the reason.
+- **Crashes**: a killed worker leaves the row ``processing``; the beat sweeper (knowledge/sweep.py) puts it back
+  in the queue, and after ``max_attempts`` marks it ``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -54,10 +53,6 @@ class RetryLater(Exception):
     """A transient failure (the embedding service timed out, say): the task should retry the document."""
 
 
-def stale_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "KNOWLEDGE_STALE_SECONDS", 1800))
-
-
 def max_attempts() -> int:
     return int(getattr(settings, "KNOWLEDGE_MAX_ATTEMPTS", 3))
 
@@ -67,7 +62,7 @@ def embedding_request_id(document: Document, model: str) -> str:
     return f"embed-{document.pk}-{document.content_hash[:16]}-{model_tag}"
 
 
-def _mine(document_id: uuid.UUID | str, digest: str):  # type: ignore[no-untyped-def]
+def _mine(document_id: uuid.UUID | str, digest: str):
     return Document.unscoped.filter(pk=document_id, content_hash=digest, status=DocumentStatus.PROCESSING)
 
 
@@ -183,7 +178,7 @@ def _ingest_group(documents: list[Document], outcomes: dict[str, IngestOutcome])
     collection: Collection = documents[0].collection
     embedder = embedder_for(collection)
     # The platform's model is billed; a tenant's own endpoint is not; nothing is with BILLING_ENABLED off.
-    billed = collection.is_local_embedding and getattr(settings, "BILLING_ENABLED", True)
+    billed = collection.is_local_embedding and settings.BILLING_ENABLED
     max_tokens = max_chunk_tokens(collection, embedder)
     pending: list[_Pending] = []
     for document in documents:
@@ -339,52 +334,3 @@ def _copy_chunks(document: Document, chunks: list[Chunked], vectors: list[list[f
                         language_oid,
                     )
                 )
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    requeued: int
-    failed: int
-    resent: int
-
-
-def documents_requeue_stale(*, now: timezone.datetime | None = None) -> SweepResult:
-    """Beat job. A document ``processing`` for longer than ``stale_after()`` lost its worker: queue it again, or
-    fail it after ``max_attempts()``. A document ``queued`` for that long lost its message: send it again."""
-    from knowledge.services import enqueue_indexing
-
-    now = now or timezone.now()
-    cutoff = now - stale_after()
-    limit = max_attempts()
-    with transaction.atomic():
-        stuck = list(
-            Document.unscoped.select_for_update(skip_locked=True).filter(
-                status=DocumentStatus.PROCESSING, processing_started_at__lt=cutoff
-            )[:1000]
-        )
-        give_up = [d.pk for d in stuck if d.attempts >= limit]
-        retry = [d for d in stuck if d.attempts < limit]
-        if give_up:
-            Document.unscoped.filter(pk__in=give_up).update(
-                status=DocumentStatus.FAILED,
-                progress=0,
-                failure_reason=(
-                    f"Indexing did not finish after {limit} attempts (the worker stopped or ran out of time). "
-                    "Upload the document again to retry."
-                ),
-            )
-        if retry:
-            Document.unscoped.filter(pk__in=[d.pk for d in retry]).update(
-                status=DocumentStatus.QUEUED, progress=0, enqueued_at=now
-            )
-        lost = list(
-            Document.unscoped.select_for_update(skip_locked=True).filter(
-                status=DocumentStatus.QUEUED, enqueued_at__lt=cutoff
-            )[:1000]
-        )
-        if lost:
-            Document.unscoped.filter(pk__in=[d.pk for d in lost]).update(enqueued_at=now)
-        enqueue_indexing(retry + lost)
-    if stuck or lost:
-        logger.info("knowledge sweep: %d requeued, %d failed, %d resent", len(retry), len(give_up), len(lost))
-    return SweepResult(requeued=len(retry), failed=len(give_up), resent=len(lost))

@@ -25,7 +25,7 @@ def local_embedder() -> LocalMiniLMEmbedder:
         if _local is None:
             from django.conf import settings
 
-            threads = int(getattr(settings, "KNOWLEDGE_EMBEDDING_THREADS", 0) or 0)
+            threads = int(settings.KNOWLEDGE_EMBEDDING_THREADS or 0)
             _local = LocalMiniLMEmbedder(batch_size=16, threads=threads or None)
         return _local
 

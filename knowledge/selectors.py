@@ -110,7 +110,7 @@ def document_get(*, collection: Collection, document_id: uuid.UUID | str) -> Doc
     return get_for_org_or_404(Document, collection.organization_id, collection=collection, pk=document_id)
 
 
-def page(queryset: QuerySet, *, number: int, size: int) -> tuple[list, bool]:  # type: ignore[type-arg]
+def page(queryset: QuerySet, *, number: int, size: int) -> tuple[list, bool]:
     """One page (1-based) and whether more follow, without counting the whole set."""
     number = max(1, number)
     start = (number - 1) * size

@@ -65,7 +65,7 @@ def enqueue_indexing(documents: list[Document]) -> None:
         return
     from django.conf import settings
 
-    size = max(1, int(getattr(settings, "KNOWLEDGE_INDEX_BATCH", 32)))
+    size = max(1, int(settings.KNOWLEDGE_INDEX_BATCH))
     texts = [(str(d.pk), d.content_hash) for d in documents if d.source_kind != SourceKind.FILE]
     files = [(str(d.pk), d.content_hash) for d in documents if d.source_kind == SourceKind.FILE]
     batches = [texts[i : i + size] for i in range(0, len(texts), size)] + [[job] for job in files]
@@ -597,7 +597,7 @@ def collection_query(
 
     from billing.services import charge, ensure_can_spend
 
-    billed = getattr(settings, "BILLING_ENABLED", True)
+    billed = settings.BILLING_ENABLED
     if billed:
         ensure_can_spend(organization_id=organization_id)
     result = search_collection(

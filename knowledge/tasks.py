@@ -18,7 +18,7 @@ from celery.signals import worker_process_init
     soft_time_limit=20 * 60,
     time_limit=25 * 60,
 )
-def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: ignore[no-untyped-def]
+def ingest_document(self, document_id: str, content_hash: str) -> str:
     from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, document_ingest
 
@@ -39,7 +39,7 @@ def ingest_document(self, document_id: str, content_hash: str) -> str:  # type: 
     soft_time_limit=20 * 60,
     time_limit=25 * 60,
 )
-def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:
     """A batch of ``[document_id, content_hash]`` pairs, embedded together (knowledge.ingestion.documents_ingest)."""
     from aivax.metrics import record_document
     from knowledge.ingestion import RetryLater, documents_ingest
@@ -58,7 +58,7 @@ def ingest_documents(self, jobs: list[list[str]]) -> dict[str, int]:  # type: ig
 
 @shared_task(name="knowledge.requeue_stale_documents", ignore_result=True)
 def requeue_stale_documents() -> dict[str, int]:
-    from knowledge.ingestion import documents_requeue_stale
+    from knowledge.sweep import documents_requeue_stale
 
     result = documents_requeue_stale()
     return {"requeued": result.requeued, "failed": result.failed, "resent": result.resent}

@@ -109,7 +109,7 @@ def fail_open_count() -> int:
 
 
 def _storage_failed(exc: Exception) -> Decision:
-    if not getattr(settings, "RATE_LIMIT_FAIL_OPEN", True):
+    if not settings.RATE_LIMIT_FAIL_OPEN:
         logger.error("rate limiter unavailable, refusing (RATE_LIMIT_FAIL_OPEN is off): %s", exc)
         raise RateLimiterUnavailable("Rate limits cannot be checked right now. Try again shortly.") from exc
     with _fail_open_lock:

@@ -77,7 +77,7 @@ def limits_at(level: str, subject: object, limits: Limits, kinds: tuple[Kind, ..
 def key_limits(limits: Limits | None) -> Limits:
     """A key's own limits, with the server-wide default requests-per-minute when it sets none."""
     limits = limits or Limits()
-    default_rpm = int(getattr(settings, "RATE_LIMIT_REQUESTS_PER_MINUTE", 0) or 0)
+    default_rpm = int(settings.RATE_LIMIT_REQUESTS_PER_MINUTE or 0)
     if limits.requests_per_minute is None and default_rpm > 0:
         limits = Limits(**{**limits.to_dict(), "requests_per_minute": default_rpm})
     return limits

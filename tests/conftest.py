@@ -112,7 +112,7 @@ def live_asgi() -> Iterator[LiveASGIServer]:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def django_db_setup(django_db_setup, django_db_blocker):
     """Live-server threads keep pooled connections; end them so the test database can be dropped at the end."""
     yield
     from django.db import connection

@@ -4,9 +4,8 @@ from billing.services.accounts import account_apply, account_ensure, account_set
 from billing.services.aio import acharge, aensure_can_spend, arelease, areserve, asettle, asettle_or_defer
 from billing.services.credits import credit_grant, entry_reverse
 from billing.services.holds import ahold, hold, insufficient
-from billing.services.ledger import charge, ensure_can_spend, release, reserve, settle
+from billing.services.ledger import charge, ensure_can_spend, release, reservations_release_stale, reserve, settle
 from billing.services.reconcile import BalanceCheck, reconcile_balances
-from billing.services.reservations import reservations_release_stale
 
 __all__ = [
     "BalanceCheck",

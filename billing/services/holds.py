@@ -6,7 +6,7 @@ caps the upstream to what was actually held, so a request can never cost more th
 only grows while it runs (one round after another); `settle` closes it whole.
 
 Crash safety: a hold is one statement (account and reservation move together or not at all); a process that dies
-while holding leaves a held reservation that the sweeper releases (billing.services.reservations).
+while holding leaves a held reservation that the sweeper releases (billing.services.ledger).
 
 Monthly budgets (a key's, a gateway's; USD per calendar month, UTC) are checked inside the same hold: the amount
 held is also capped by what is left of each budget (spent this month + held now), and a request that could

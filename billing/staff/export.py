@@ -10,31 +10,11 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from aivax.spreadsheet import safe_cell
 from billing import selectors
-from billing.models import LedgerEntry
+from billing.models import LEDGER_EXPORT_COLUMNS, LedgerEntry
 from billing.staff.access import billing_staff_required
 from billing.staff.reports import range_form
 
-HEADER = [
-    "entry_id",
-    "created_at",
-    "organization",
-    "kind",
-    "request_id",
-    "position",
-    "sku",
-    "quantity",
-    "unit_price",
-    "amount",
-    "balance_delta",
-    "estimated",
-    "description",
-    "model",
-    "gateway_id",
-    "api_key_id",
-    "reason",
-    "created_by",
-    "reverses",
-]
+HEADER = ["entry_id", *LEDGER_EXPORT_COLUMNS]
 
 
 def _text(value: str) -> str:

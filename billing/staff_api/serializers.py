@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from billing.models import BilledRequest, LedgerEntry
+from billing.models import LEDGER_EXPORT_COLUMNS, BilledRequest, LedgerEntry
 from billing.money import MONEY_MAX_DIGITS, MONEY_PLACES
 
 
@@ -32,27 +32,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LedgerEntry
-        fields = [
-            "id",
-            "created_at",
-            "organization",
-            "kind",
-            "request_id",
-            "position",
-            "sku",
-            "quantity",
-            "unit_price",
-            "amount",
-            "balance_delta",
-            "estimated",
-            "description",
-            "model",
-            "gateway_id",
-            "api_key_id",
-            "reason",
-            "created_by",
-            "reverses",
-        ]
+        fields = ["id", *LEDGER_EXPORT_COLUMNS]
         read_only_fields = fields
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from ninja import Query, Router
 
 from accounts.api_auth import inference_auth, principal_of
@@ -24,7 +25,7 @@ def _json(body: object) -> HttpResponse:
 
 
 @router.post("/responses", summary="Create a model response (OpenAI Responses API)")
-async def create_response(request: HttpRequest) -> HttpResponse:
+async def create_response(request: HttpRequest) -> HttpResponseBase:
     principal = principal_of(request)
     caller = Caller(
         organization_id=principal.organization_id,
@@ -46,7 +47,7 @@ async def get_response(request: HttpRequest, response_id: str) -> HttpResponse:
 async def list_input_items(
     request: HttpRequest,
     response_id: str,
-    limit: int = Query(20, ge=1, le=100),  # type: ignore[type-arg]
+    limit: int = Query(20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> HttpResponse:

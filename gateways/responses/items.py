@@ -37,18 +37,18 @@ def _content_parts(content: Any, role: str, param: str) -> list[dict[str, Any]]:
     parts = []
     for index, part in enumerate(content):
         where = f"{param}[{index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
+        part_kind = part.get("type") if isinstance(part, dict) else None
         valid = (
-            (kind in ("input_text", "output_text") and isinstance(part.get("text"), str))
-            or (kind == "refusal" and isinstance(part.get("refusal"), str))
-            or (kind == "input_image" and role == "user" and isinstance(part.get("image_url"), str))
+            (part_kind in ("input_text", "output_text") and isinstance(part.get("text"), str))
+            or (part_kind == "refusal" and isinstance(part.get("refusal"), str))
+            or (part_kind == "input_image" and role == "user" and isinstance(part.get("image_url"), str))
         )
         if valid:
             parts.append(part)
-        elif kind in ("input_text", "output_text", "refusal", "input_image"):
+        elif part_kind in ("input_text", "output_text", "refusal", "input_image"):
             raise InvalidRequest(f"Invalid content part at '{where}'.", param=where, code="invalid_value")
         else:
-            raise unsupported(f"Content parts of type '{kind}' are not supported here.", f"{where}.type")
+            raise unsupported(f"Content parts of type '{part_kind}' are not supported here.", f"{where}.type")
     return parts
 
 

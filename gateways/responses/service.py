@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from aivax.db import run_db
 from aivax.errors import ApiError
@@ -53,11 +54,12 @@ async def _store(caller: Caller, body: dict[str, Any], items: list[dict[str, Any
         logger.exception("storing response %s failed", body.get("id"))
 
 
-async def handle_response(caller: Caller, request: ResponsesRequest) -> HttpResponse:
+async def handle_response(caller: Caller, request: ResponsesRequest) -> HttpResponseBase:
     items = await _conversation(caller, request)
     result = await adapter.run_chat(caller, chat_request(request, items))
     response_id = response_id_for(result.request_id)
     headers = _headers(result.headers)
+    response: HttpResponseBase
     if result.completion is not None:
         body = response_from_completion(result.completion, response_id=response_id, request=request)
         if request.store:
@@ -108,7 +110,7 @@ async def _events(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def console_responses_stream(*, organization_id: int, user_id: int, payload: dict[str, Any]) -> HttpResponse:
+async def console_responses_stream(*, organization_id: int, user_id: int, payload: dict[str, Any]) -> HttpResponseBase:
     """The playground's Responses mode: its chat-shaped body (messages, max_tokens) as a streamed, unstored
     Responses request by the signed-in user. Errors are OpenAI error objects, as on the API."""
     body: dict[str, Any] = {

@@ -70,7 +70,12 @@ class StreamTranslator:
 
     def _open_text(self) -> list[dict[str, Any]]:
         events = self._close_call()
-        item = {"id": new_item_id("msg"), "type": "message", "status": "in_progress", "role": "assistant"}
+        item: dict[str, Any] = {
+            "id": new_item_id("msg"),
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+        }
         item["content"] = []
         self.items.append(item)
         self._open_message = len(self.items) - 1

@@ -190,11 +190,11 @@ class ChunkTranslator:
             call = {"index": index, **_tool_call(item)}
             return [self._chunk({"tool_calls": [call]})]
         if kind == "response.function_call_arguments.delta":
-            index = self.calls.get(int(event.get("output_index") or 0))
-            if index is None:
+            open_call = self.calls.get(int(event.get("output_index") or 0))
+            if open_call is None:
                 return []
             return [
-                self._chunk({"tool_calls": [{"index": index, "function": {"arguments": event.get("delta") or ""}}]})
+                self._chunk({"tool_calls": [{"index": open_call, "function": {"arguments": event.get("delta") or ""}}]})
             ]
         if kind in ("response.completed", "response.incomplete"):
             response = event.get("response") or {}

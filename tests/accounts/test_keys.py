@@ -3,13 +3,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from accounts import keys
-from accounts.auth import authenticate_key
+from accounts.auth import aauthenticate_key
 from accounts.models import ApiKey, Scope
 from accounts.services import api_key_create, api_key_revoke, api_key_update
 from aivax.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+
+# Production authenticates keys only on the async path; these sync tests drive that path.
+authenticate_key = async_to_sync(aauthenticate_key)
 
 
 def test_key_is_shown_once_and_never_stored(api_key) -> None:

@@ -19,7 +19,7 @@ OTHER = "https://evil.example.net"
 
 
 @pytest.fixture
-def public_key(org, gateway) -> CreatedKey:  # type: ignore[no-untyped-def]
+def public_key(org, gateway) -> CreatedKey:
     return api_key_create(
         organization=org,
         name="widget",
@@ -31,18 +31,18 @@ def public_key(org, gateway) -> CreatedKey:  # type: ignore[no-untyped-def]
     )
 
 
-def _chat(live_asgi, key: str, body: dict, origin: str | None = SITE) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _chat(live_asgi, key: str, body: dict, origin: str | None = SITE) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
     if origin:
         headers["Origin"] = origin
     return httpx.post(f"{live_asgi.url}/api/v1/chat/completions", json=body, headers=headers, timeout=20)
 
 
-def _ask(gateway, **extra) -> dict:  # type: ignore[no-untyped-def]
+def _ask(gateway, **extra) -> dict:
     return {"model": gateway.slug, "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
-def test_a_public_key_works_from_its_origin_with_cors_headers(live_asgi, public_key, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_a_public_key_works_from_its_origin_with_cors_headers(live_asgi, public_key, gateway) -> None:
     assert public_key.raw.startswith("pk-aivax-")
     response = _chat(live_asgi, public_key.raw, _ask(gateway))
     assert response.status_code == 200, response.text
@@ -57,14 +57,14 @@ def test_a_public_key_works_from_its_origin_with_cors_headers(live_asgi, public_
 
 
 @pytest.mark.parametrize("origin", [OTHER, None, "https://shop.example.com.evil.net", "http://shop.example.com"])
-def test_refused_from_any_other_origin(live_asgi, public_key, gateway, origin) -> None:  # type: ignore[no-untyped-def]
+def test_refused_from_any_other_origin(live_asgi, public_key, gateway, origin) -> None:
     response = _chat(live_asgi, public_key.raw, _ask(gateway), origin=origin)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "origin_not_allowed"
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_preflight_is_answered_for_allowed_origins_only(live_asgi, public_key) -> None:  # type: ignore[no-untyped-def]
+def test_preflight_is_answered_for_allowed_origins_only(live_asgi, public_key) -> None:
     def preflight(origin: str) -> httpx.Response:
         return httpx.options(
             f"{live_asgi.url}/api/v1/chat/completions",
@@ -90,7 +90,7 @@ def test_preflight_is_answered_for_allowed_origins_only(live_asgi, public_key) -
 
 
 @pytest.mark.parametrize("field", ["temperature", "max_tokens", "tools", "stream_options", "metadata", "user"])
-def test_only_model_messages_and_stream_are_accepted(live_asgi, public_key, gateway, field) -> None:  # type: ignore[no-untyped-def]
+def test_only_model_messages_and_stream_are_accepted(live_asgi, public_key, gateway, field) -> None:
     response = _chat(live_asgi, public_key.raw, _ask(gateway, **{field: 1}))
     assert response.status_code == 400
     error = response.json()["error"]
@@ -98,7 +98,7 @@ def test_only_model_messages_and_stream_are_accepted(live_asgi, public_key, gate
     assert response.headers["Access-Control-Allow-Origin"] == SITE  # the page can read why
 
 
-def test_only_its_gateways_and_only_inference(live_asgi, public_key, org, gateway, catalog_model) -> None:  # type: ignore[no-untyped-def]
+def test_only_its_gateways_and_only_inference(live_asgi, public_key, org, gateway, catalog_model) -> None:
     other = gateway_create(organization=org, name="Internal", catalog_model=catalog_model)
     response = _chat(live_asgi, public_key.raw, _ask(other))
     assert response.status_code == 403 and response.json()["error"]["code"] == "gateway_not_allowed"
@@ -111,20 +111,20 @@ def test_only_its_gateways_and_only_inference(live_asgi, public_key, org, gatewa
         assert response.json()["error"]["code"] == "public_key_scope"
 
 
-def test_its_own_rate_limits_apply_and_the_page_can_read_the_429(live_asgi, public_key, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_its_own_rate_limits_apply_and_the_page_can_read_the_429(live_asgi, public_key, gateway) -> None:
     statuses = [_chat(live_asgi, public_key.raw, _ask(gateway)) for _ in range(4)]
     assert [r.status_code for r in statuses] == [200, 200, 200, 429]
     assert statuses[-1].headers["Access-Control-Allow-Origin"] == SITE
     assert "for this API key" in statuses[-1].json()["error"]["message"]
 
 
-def test_secret_keys_get_no_cors_headers(live_asgi, api_key, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_secret_keys_get_no_cors_headers(live_asgi, api_key, gateway) -> None:
     response = _chat(live_asgi, api_key.raw, _ask(gateway, temperature=0.2))
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_models_lists_only_the_gateways_a_key_may_use(live_asgi, org, gateway, catalog_model) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_only_the_gateways_a_key_may_use(live_asgi, org, gateway, catalog_model) -> None:
     other = gateway_create(organization=org, name="Other", catalog_model=catalog_model)
     narrow = api_key_create(organization=org, name="narrow", scopes=["inference"], allowed_gateway_ids=[other.pk])
     headers = {"Authorization": f"Bearer {narrow.raw}"}
@@ -144,7 +144,7 @@ def test_models_lists_only_the_gateways_a_key_may_use(live_asgi, org, gateway, c
         ({"allowed_origins": ["https://shop.example.com/path"]}, "allowed_origins"),
     ],
 )
-def test_a_public_key_needs_origins_and_gateways_and_has_inference_only(org, gateway, changes, param) -> None:  # type: ignore[no-untyped-def]
+def test_a_public_key_needs_origins_and_gateways_and_has_inference_only(org, gateway, changes, param) -> None:
     fields = {
         "scopes": ["inference"],
         "allowed_gateway_ids": [gateway.pk],

@@ -15,7 +15,7 @@ from accounts.services import user_create
 
 
 @pytest.fixture(autouse=True)
-def _own_throttle_counters(settings) -> None:  # type: ignore[no-untyped-def]
+def _own_throttle_counters(settings) -> None:
     # Each test counts attempts under its own prefix: counters from other tests (same client IP) do not leak in.
     import uuid
 

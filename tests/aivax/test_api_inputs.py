@@ -19,14 +19,14 @@ class Client:
     def __init__(self, url: str, key: str) -> None:
         self.http = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
-    def call(self, method: str, path: str, **kwargs) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    def call(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
         response = self.http.request(method, path, **kwargs)
         assert response.headers["content-type"].startswith("application/json"), (path, response.text[:300])
         return response.status_code, response.json()
 
 
 @pytest.fixture
-def client(live_asgi, api_key) -> Client:  # type: ignore[no-untyped-def]
+def client(live_asgi, api_key) -> Client:
     return Client(live_asgi.url, api_key.raw)
 
 

@@ -18,25 +18,25 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cent(org):  # type: ignore[no-untyped-def]
+def cent(org):
     balance = BillingAccount.unscoped.get(organization=org).balance
     credit_grant(organization=org, amount=Decimal("0.01") - balance, reason="test", staff_user=None)
     return org
 
 
-def _account(org) -> tuple[Decimal, Decimal]:  # type: ignore[no-untyped-def]
+def _account(org) -> tuple[Decimal, Decimal]:
     account = BillingAccount.unscoped.get(organization=org)
     return account.balance, account.reserved
 
 
-def test_a_hold_takes_what_the_balance_pays_up_to_the_wanted_amount(cent) -> None:  # type: ignore[no-untyped-def]
+def test_a_hold_takes_what_the_balance_pays_up_to_the_wanted_amount(cent) -> None:
     held = hold(organization_id=cent.pk, request_id="r1", want=Decimal("5"), minimum=Decimal("0.001"), new=True)
     assert held == Decimal("0.01")
     assert _account(cent) == (Decimal("0.01"), Decimal("0.01"))
     assert Reservation.unscoped.get(request_id="r1").amount == Decimal("0.01")
 
 
-def test_a_hold_grows_round_by_round_and_settles_whole(cent) -> None:  # type: ignore[no-untyped-def]
+def test_a_hold_grows_round_by_round_and_settles_whole(cent) -> None:
     hold(organization_id=cent.pk, request_id="r1", want=Decimal("0.004"), minimum=Decimal("0.004"), new=True)
     held = hold(organization_id=cent.pk, request_id="r1", want=Decimal("0.009"), minimum=Decimal("0.001"), new=False)
     assert held == Decimal("0.006")
@@ -48,7 +48,7 @@ def test_a_hold_grows_round_by_round_and_settles_whole(cent) -> None:  # type: i
     assert _account(cent) == (Decimal("0.01"), Decimal(0))
 
 
-def test_a_refused_hold_says_what_is_needed_and_available(cent) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_hold_says_what_is_needed_and_available(cent) -> None:
     with pytest.raises(InsufficientBalance) as refused:
         hold(organization_id=cent.pk, request_id="r1", want=Decimal("1"), minimum=Decimal("0.02"), new=True)
     assert "0.02 USD" in refused.value.message and "0.01 USD is available" in refused.value.message
@@ -56,7 +56,7 @@ def test_a_refused_hold_says_what_is_needed_and_available(cent) -> None:  # type
     assert _account(cent) == (Decimal("0.01"), Decimal(0))
 
 
-def test_at_the_floor_even_a_zero_hold_is_refused(org) -> None:  # type: ignore[no-untyped-def]
+def test_at_the_floor_even_a_zero_hold_is_refused(org) -> None:
     balance = BillingAccount.unscoped.get(organization=org).balance
     if balance:
         credit_grant(organization=org, amount=-balance, reason="empty", staff_user=None)
@@ -64,7 +64,7 @@ def test_at_the_floor_even_a_zero_hold_is_refused(org) -> None:  # type: ignore[
         hold(organization_id=org.pk, request_id="r1", want=Decimal(0), minimum=Decimal(0), new=True)
 
 
-def test_a_request_id_is_held_once(cent, outsider_org) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_id_is_held_once(cent, outsider_org) -> None:
     hold(organization_id=cent.pk, request_id="r1", want=Decimal("0.001"), minimum=Decimal(0), new=True)
     with pytest.raises(Conflict):
         hold(organization_id=cent.pk, request_id="r1", want=Decimal("0.001"), minimum=Decimal(0), new=True)
@@ -72,7 +72,7 @@ def test_a_request_id_is_held_once(cent, outsider_org) -> None:  # type: ignore[
         hold(organization_id=outsider_org.pk, request_id="r1", want=Decimal(0), minimum=Decimal(0), new=True)
 
 
-def test_a_settlement_commits_synchronously_even_when_the_server_does_not(cent) -> None:  # type: ignore[no-untyped-def]
+def test_a_settlement_commits_synchronously_even_when_the_server_does_not(cent) -> None:
     _lines, entries, request = settlement_rows(
         request_id="r1", organization_id=cent.pk, lines=[], gateway_id=None, api_key_id=None, model="", metadata=None
     )
@@ -84,7 +84,7 @@ def test_a_settlement_commits_synchronously_even_when_the_server_does_not(cent) 
     assert BilledRequest.unscoped.filter(request_id="r1").exists()
 
 
-def test_settle_is_still_exactly_once_after_a_grown_hold(cent) -> None:  # type: ignore[no-untyped-def]
+def test_settle_is_still_exactly_once_after_a_grown_hold(cent) -> None:
     from billing.pricing import UsageLine
 
     hold(organization_id=cent.pk, request_id="r1", want=Decimal("0.002"), minimum=Decimal(0), new=True)
@@ -99,7 +99,7 @@ def test_settle_is_still_exactly_once_after_a_grown_hold(cent) -> None:  # type:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_100_concurrent_budgeted_holds_never_pass_the_budget(org, api_key) -> None:  # type: ignore[no-untyped-def]
+def test_100_concurrent_budgeted_holds_never_pass_the_budget(org, api_key) -> None:
     """A key budget under 100 requests, 40 at a time (threads, each its own connection: the embedded server's
     connection limit): what is held and then spent never adds up to more than the budget, and the balance is
     untouched by the refused ones."""

@@ -59,7 +59,7 @@ def _site() -> tuple[ThreadingHTTPServer, str]:
 
 
 @pytest.fixture
-def sites(live_asgi, org, live_gateway) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def sites(live_asgi, org, live_gateway) -> Iterator[tuple[str, str]]:
     (shop, shop_origin), (other, other_origin) = _site(), _site()
     key = api_key_create(
         organization=org,
@@ -78,7 +78,7 @@ def sites(live_asgi, org, live_gateway) -> Iterator[tuple[str, str]]:  # type: i
         server.server_close()
 
 
-def test_a_public_key_works_from_its_origin_and_not_from_another(browser: Browser, sites, stub, upstream_model) -> None:  # type: ignore[no-untyped-def]
+def test_a_public_key_works_from_its_origin_and_not_from_another(browser: Browser, sites, stub, upstream_model) -> None:
     shop_origin, other_origin = sites
     context = browser.new_context()
     context.set_default_timeout(15_000)

@@ -17,7 +17,7 @@ from knowledge.services import collection_create, document_upsert
 from tests.console.stack import fund
 
 
-def test_knowledge_list_with_queued_and_no_processing_documents(as_dev: Client, org) -> None:  # type: ignore[no-untyped-def]
+def test_knowledge_list_with_queued_and_no_processing_documents(as_dev: Client, org) -> None:
     collection = collection_create(organization=org, name="Queue only")
     document = document_upsert(collection=collection, name="a.txt", contents="hello").document
     Document.objects.for_org(org).filter(pk=document.pk).update(status=DocumentStatus.QUEUED)
@@ -30,7 +30,7 @@ def test_knowledge_list_with_queued_and_no_processing_documents(as_dev: Client, 
     assert html.count("1 in progress") == 2
 
 
-def _streamed(response) -> str:  # type: ignore[no-untyped-def]
+def _streamed(response) -> str:
     from asgiref.sync import async_to_sync
 
     async def read() -> str:
@@ -39,7 +39,7 @@ def _streamed(response) -> str:  # type: ignore[no-untyped-def]
     return async_to_sync(read)()
 
 
-def test_usage_export_escapes_formulas(as_billing: Client, org) -> None:  # type: ignore[no-untyped-def]
+def test_usage_export_escapes_formulas(as_billing: Client, org) -> None:
     fund(org, "5")
     line = UsageLine(skus.CHAT_OUT, 10, Decimal("0.000002"), Decimal("0.00002"), '=HYPERLINK("http://x")')
     charge(organization_id=org.pk, request_id="req_f", lines=[line], model="@cmd|' /C calc'!A0")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
-from accounts.auth import authenticate_key
+from accounts.auth import aauthenticate_key
 from accounts.models import ApiKey, Scope
 from accounts.services import api_key_create
+
+# Production authenticates keys only on the async path; these sync tests drive that path.
+authenticate_key = async_to_sync(aauthenticate_key)
 
 
 def test_create_shows_the_secret_once(as_dev: Client, org, teammate) -> None:

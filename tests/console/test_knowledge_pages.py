@@ -13,12 +13,12 @@ from knowledge.services import collection_create
 
 
 @pytest.fixture
-def collection(org) -> Collection:  # type: ignore[no-untyped-def]
+def collection(org) -> Collection:
     return collection_create(organization=org, name="Handbook")
 
 
 @pytest.fixture
-def foreign_collection(outsider_org) -> Collection:  # type: ignore[no-untyped-def]
+def foreign_collection(outsider_org) -> Collection:
     return collection_create(organization=outsider_org, name="Globex secrets")
 
 
@@ -109,7 +109,7 @@ class _Hit:
 def test_search_shows_scores(as_dev: Client, org, collection, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def fake_query(**kwargs):  # type: ignore[no-untyped-def]
+    def fake_query(**kwargs):
         calls.append(kwargs)
         return type("R", (), {"hits": [_Hit("faq.md", "Refunds take 30 days.", 0.8123)]})()
 
@@ -125,7 +125,7 @@ def test_search_shows_scores(as_dev: Client, org, collection, monkeypatch: pytes
 def test_search_errors_are_shown(as_dev: Client, collection, monkeypatch: pytest.MonkeyPatch) -> None:
     from aivax.errors import InsufficientBalance
 
-    def broke(**kwargs):  # type: ignore[no-untyped-def]
+    def broke(**kwargs):
         raise InsufficientBalance("Your balance is exhausted.")
 
     monkeypatch.setattr("knowledge.services.collection_query", broke)

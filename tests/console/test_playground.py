@@ -30,7 +30,7 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     async def console_chat_stream(*, organization_id: int, user_id: int, payload: dict[str, Any]) -> HttpResponse:
         calls.append({"organization_id": organization_id, "user_id": user_id, "payload": payload})
 
-        async def events():  # type: ignore[no-untyped-def]
+        async def events():
             for chunk in CHUNKS:
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
             yield b"data: [DONE]\n\n"

@@ -12,7 +12,7 @@ from django.test import Client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _browser_like(live_asgi, user) -> httpx.Client:  # type: ignore[no-untyped-def]
+def _browser_like(live_asgi, user) -> httpx.Client:
     django_client = Client()
     django_client.force_login(user)
     client = httpx.Client(base_url=live_asgi.url, timeout=20)

@@ -19,7 +19,7 @@ from billing.services import charge
 from tests.console.stack import fund
 
 
-def _bill(org, request_id: str, gateway=None, key=None, out_tokens: int = 1000) -> None:  # type: ignore[no-untyped-def]
+def _bill(org, request_id: str, gateway=None, key=None, out_tokens: int = 1000) -> None:
     lines = [
         UsageLine(skus.CHAT_IN, 200, Decimal("0.00000025"), Decimal("0.00005"), "Input tokens"),
         UsageLine(skus.CHAT_OUT, out_tokens, Decimal("0.000002"), Decimal("0.000002") * out_tokens, "Output tokens"),
@@ -35,7 +35,7 @@ def _bill(org, request_id: str, gateway=None, key=None, out_tokens: int = 1000) 
 
 
 @pytest.fixture
-def billed(org, gateway, api_key):  # type: ignore[no-untyped-def]
+def billed(org, gateway, api_key):
     fund(org, "5")
     _bill(org, "req_one", gateway, api_key.key)
     _bill(org, "req_two", gateway, None, out_tokens=500)
@@ -77,7 +77,7 @@ def test_period_choice(as_owner: Client, billed) -> None:
     assert 'href="?days=90" aria-current="page"' in as_owner.get("/console/usage/?days=90").content.decode()
 
 
-def _streamed(response) -> str:  # type: ignore[no-untyped-def]
+def _streamed(response) -> str:
     async def collect() -> bytes:
         return b"".join(
             [part if isinstance(part, bytes) else part.encode() async for part in response.streaming_content]

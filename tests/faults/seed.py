@@ -24,7 +24,7 @@ def main(stub_base_url: str) -> None:
         "inference.chat_completions.out": Decimal("0.000002"),
     }
 
-    def model(name: str, base_url: str = stub_base_url):  # type: ignore[no-untyped-def]
+    def model(name: str, base_url: str = stub_base_url):
         catalog = catalog_model_upsert(
             name=f"@stub/{name}", base_url=base_url, upstream_model=name, context_window=4096
         )

@@ -64,7 +64,7 @@ def test_worker_killed_mid_document_is_requeued_indexed_once_billed_once(healthy
         "shell",
         "-c",
         "from datetime import timedelta; from django.utils import timezone; "
-        "from knowledge.ingestion import documents_requeue_stale as s; "
+        "from knowledge.sweep import documents_requeue_stale as s; "
         "print(s(now=timezone.now() + timedelta(hours=1)))",
     )
     assert "requeued=1" in out, out

@@ -57,7 +57,7 @@ def test_enqueue_while_redis_is_down_leaves_the_document_queued_for_the_sweeper(
         "shell",
         "-c",
         "from datetime import timedelta; from django.utils import timezone; "
-        "from knowledge.ingestion import documents_requeue_stale as s; "
+        "from knowledge.sweep import documents_requeue_stale as s; "
         "print(s(now=timezone.now() + timedelta(hours=1)))",
     )
     assert "resent=1" in out, out

@@ -32,7 +32,7 @@ def fuzz_stub() -> Any:
 
 
 @pytest.fixture
-def real_ids(org, fuzz_stub) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def real_ids(org, fuzz_stub) -> dict[str, str]:
     model = catalog_model_upsert(
         name="@stub/fuzz", base_url=fuzz_stub.base_url, upstream_model="fuzz", api_key="sk-x", context_window=4096
     )
@@ -75,7 +75,7 @@ def _use_real_ids(case: Any, ids: dict[str, str]) -> None:
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_errors_and_every_error_is_an_error_object(case, live_asgi, api_key, real_ids):  # type: ignore[no-untyped-def]
+def test_no_server_errors_and_every_error_is_an_error_object(case, live_asgi, api_key, real_ids):
     _use_real_ids(case, real_ids)
     response = case.call(base_url=live_asgi.url, headers={"Authorization": f"Bearer {api_key.raw}"}, timeout=30)
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"

@@ -51,23 +51,23 @@ def catalog_model(stub: StubServer, upstream_model: str) -> CatalogModel:
 
 
 @pytest.fixture
-def funded(org, owner):  # type: ignore[no-untyped-def]
+def funded(org, owner):
     credit_grant(organization=org, amount=Decimal("10"), reason="test funds", staff_user=None)
     return org
 
 
 @pytest.fixture
-def gateway(funded, catalog_model: CatalogModel) -> Gateway:  # type: ignore[no-untyped-def]
+def gateway(funded, catalog_model: CatalogModel) -> Gateway:
     return gateway_create(organization=funded, name="Support Bot", catalog_model=catalog_model)
 
 
 @pytest.fixture
-def client(live_asgi, api_key) -> openai.OpenAI:  # type: ignore[no-untyped-def]
+def client(live_asgi, api_key) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{live_asgi.url}/api/v1", api_key=api_key.raw, max_retries=0, timeout=20)
 
 
 @pytest.fixture
-def aclient(live_asgi, api_key) -> openai.AsyncOpenAI:  # type: ignore[no-untyped-def]
+def aclient(live_asgi, api_key) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{live_asgi.url}/api/v1", api_key=api_key.raw, max_retries=0, timeout=20)
 
 

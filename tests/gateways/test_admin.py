@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(db) -> Client:  # type: ignore[no-untyped-def]
+def staff_client(db) -> Client:
     user = user_create(email="ops@aivax.test", password="pw-ops-123!", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(user)

@@ -28,7 +28,7 @@ def _post(live_asgi, key: str, body: dict, path: str = "/api/v1/chat/completions
     return httpx.post(f"{live_asgi.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20, **kw)
 
 
-def _stream(live_asgi, key: str, body: dict):  # type: ignore[no-untyped-def]
+def _stream(live_asgi, key: str, body: dict):
     """An SSE request, read as it arrives."""
     url = f"{live_asgi.url}/api/v1/chat/completions"
     return httpx.stream("POST", url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20)

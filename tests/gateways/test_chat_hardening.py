@@ -145,8 +145,8 @@ async def test_a_10000_message_request_does_not_stall_other_requests(
     # that serves every other request. /healthz keeps answering meanwhile.
     ran_on_loop: dict[str, list[bool]] = {}
 
-    def watched(name, function):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def watched(name, function):
+        def wrapper(*args, **kwargs):
             try:
                 asyncio.get_running_loop()
                 on_loop = True

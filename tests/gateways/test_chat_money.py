@@ -61,7 +61,7 @@ def _balance(org: Any) -> tuple[Decimal, Decimal]:
 
 
 @pytest.fixture
-def poor(org, owner):  # type: ignore[no-untyped-def]
+def poor(org, owner):
     """An organization left with exactly one tenth of a cent."""
     balance, _ = _balance(org)
     credit_grant(organization=org, amount=Decimal("0.001") - balance, reason="test funds", staff_user=None)

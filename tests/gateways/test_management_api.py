@@ -16,12 +16,12 @@ class Admin:
     def __init__(self, base: str, key: str) -> None:
         self.client = httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=20)
 
-    def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, method: str):
         return getattr(self.client, method)
 
 
 @pytest.fixture
-def admin(live_asgi, api_key) -> Admin:  # type: ignore[no-untyped-def]
+def admin(live_asgi, api_key) -> Admin:
     return Admin(live_asgi.url, api_key.raw)
 
 

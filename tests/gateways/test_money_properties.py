@@ -64,7 +64,7 @@ def _run(base: str, key: str, mode: str, plain: str, tools: str, slow: str) -> N
 
 
 @pytest.fixture
-def world(stub, knowledge_prices, owner):  # type: ignore[no-untyped-def]  # noqa: F811
+def world(stub, knowledge_prices, owner):  # noqa: F811
     n = next(_names)
     plain, tools, slow = f"endless-{n}", f"tools-{n}", f"slow-{n}"
     stub.app.script(plain, endless=True, chunk_delay=0.002)
@@ -82,7 +82,7 @@ def world(stub, knowledge_prices, owner):  # type: ignore[no-untyped-def]  # noq
     modes=st.lists(st.sampled_from(MODES), min_size=2, max_size=8),
     hundredths_of_a_cent=st.integers(min_value=1, max_value=60),
 )
-def test_no_mix_of_requests_takes_a_balance_below_its_floor(live_asgi, world, modes, hundredths_of_a_cent) -> None:  # type: ignore[no-untyped-def]
+def test_no_mix_of_requests_takes_a_balance_below_its_floor(live_asgi, world, modes, hundredths_of_a_cent) -> None:
     org = organization_create(name=f"Poor {next(_names)}", owner=world["owner"])
     balance = BillingAccount.unscoped.get(organization=org).balance
     start = Decimal(hundredths_of_a_cent) / 10000

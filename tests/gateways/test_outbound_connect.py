@@ -13,7 +13,7 @@ from gateways.services import byo_endpoint_create, gateway_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _ask(live_asgi, api_key, gateway) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _ask(live_asgi, api_key, gateway) -> httpx.Response:
     return httpx.post(
         f"{live_asgi.url}/api/v1/chat/completions",
         json={"model": gateway.slug, "messages": [{"role": "user", "content": "x"}]},
@@ -41,7 +41,7 @@ def test_dns_rebinding_to_metadata_is_refused(live_asgi, api_key, funded, stub, 
     real = socket.getaddrinfo
     answers = {"rebind.test": "127.0.0.1"}
 
-    def fake(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fake(host, port, *args, **kwargs):
         if host in answers:
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
         return real(host, port, *args, **kwargs)

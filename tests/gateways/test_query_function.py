@@ -20,7 +20,7 @@ CALL = {
 
 
 @pytest.fixture
-def query_function_gateway(funded_org, collection, catalog_model, stub, upstream_model):  # type: ignore[no-untyped-def]  # noqa: F811
+def query_function_gateway(funded_org, collection, catalog_model, stub, upstream_model):  # noqa: F811
     services.document_upsert(collection=collection, name="coffee", contents="Espresso is brewed at 9 bar of pressure.")
     services.document_upsert(collection=collection, name="tea", contents="Green tea is steeped at 80 degrees.")
     index_queued(collection)

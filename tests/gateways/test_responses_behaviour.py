@@ -17,12 +17,12 @@ from gateways.services import gateway_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _post(live_asgi, key: str, body: dict) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _post(live_asgi, key: str, body: dict) -> httpx.Response:
     url = f"{live_asgi.url}/api/v1/responses"
     return httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20)
 
 
-def _stream(live_asgi, key: str, body: dict):  # type: ignore[no-untyped-def]
+def _stream(live_asgi, key: str, body: dict):
     url = f"{live_asgi.url}/api/v1/responses"
     return httpx.stream("POST", url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=20)
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def native_gateway(funded, stub, upstream_model):  # type: ignore[no-untyped-def]
+def native_gateway(funded, stub, upstream_model):
     model: CatalogModel = catalog_model_upsert(
         name=f"@stub/{upstream_model}",
         base_url=stub.base_url,

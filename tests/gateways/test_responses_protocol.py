@@ -13,7 +13,7 @@ from gateways.responses.models import StoredResponse
 from gateways.responses.tasks import responses_delete_expired
 
 
-def _request(**fields):  # type: ignore[no-untyped-def]
+def _request(**fields):
     return request.ResponsesRequest.model_validate({"model": "m", "input": "x", **fields})
 
 
@@ -98,7 +98,7 @@ def test_chat_request_translation() -> None:
     assert chat.metadata == {"k": "v"}
 
 
-def _chunk(delta=None, finish=None, **extra):  # type: ignore[no-untyped-def]
+def _chunk(delta=None, finish=None, **extra):
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
     return {"id": "c", "model": "up", "choices": choices, **extra}
 

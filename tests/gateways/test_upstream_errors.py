@@ -21,7 +21,7 @@ NOISY = (
 )
 
 
-def _post(live_asgi, api_key, body: dict) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _post(live_asgi, api_key, body: dict) -> httpx.Response:
     return httpx.post(
         f"{live_asgi.url}/api/v1/chat/completions",
         json=body,
@@ -30,7 +30,7 @@ def _post(live_asgi, api_key, body: dict) -> httpx.Response:  # type: ignore[no-
     )
 
 
-def _stream_events(live_asgi, api_key, body: dict) -> list[dict]:  # type: ignore[no-untyped-def]
+def _stream_events(live_asgi, api_key, body: dict) -> list[dict]:
     response = _post(live_asgi, api_key, {**body, "stream": True})
     assert response.status_code == 200, response.text
     return [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
@@ -42,7 +42,7 @@ def _assert_clean(text: str) -> None:
 
 
 @pytest.fixture
-def byo_gateway(funded, stub, upstream_model):  # type: ignore[no-untyped-def]
+def byo_gateway(funded, stub, upstream_model):
     endpoint = byo_endpoint_create(
         organization=funded, name="mine", base_url=stub.base_url, model_name=upstream_model, api_key=KEY
     )

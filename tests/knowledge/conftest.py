@@ -86,12 +86,12 @@ class Api:
 
 
 @pytest.fixture
-def api(api_key) -> Api:  # type: ignore[no-untyped-def]
+def api(api_key) -> Api:
     return Api(api_key.raw)
 
 
 @pytest.fixture
-def outsider_api(outsider_key) -> Api:  # type: ignore[no-untyped-def]
+def outsider_api(outsider_key) -> Api:
     return Api(outsider_key.raw)
 
 

@@ -29,7 +29,7 @@ def _jsonl(*rows: dict) -> SimpleUploadedFile:
     return SimpleUploadedFile("docs.jsonl", data, content_type="application/jsonl")
 
 
-def test_collections_create_list_paged_get_delete(api: Api, funded_org) -> None:  # type: ignore[no-untyped-def]
+def test_collections_create_list_paged_get_delete(api: Api, funded_org) -> None:
     ids = [_collection(api, f"C{i}") for i in range(3)]
     status, body = api.get("/collections", {"page": 1, "pageSize": 2})
     assert status == 200
@@ -52,7 +52,7 @@ def test_collections_create_list_paged_get_delete(api: Api, funded_org) -> None:
     assert status == 400 and body["error"]["param"] == "collectionName"
 
 
-def test_another_organization_gets_404_everywhere(api: Api, outsider_api: Api, funded_org) -> None:  # type: ignore[no-untyped-def]
+def test_another_organization_gets_404_everywhere(api: Api, outsider_api: Api, funded_org) -> None:
     cid = _collection(api)
     _, body = api.put(f"/collections/{cid}/documents", {"name": "a", "contents": "secret plans"})
     doc_id = body["data"]["documentId"]
@@ -68,7 +68,7 @@ def test_another_organization_gets_404_everywhere(api: Api, outsider_api: Api, f
     assert outsider_api.get("/collections")[1]["data"]["items"] == []
 
 
-def test_put_created_modified_not_modified_and_billing(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+def test_put_created_modified_not_modified_and_billing(api: Api, funded_org, collection) -> None:
     path = f"/collections/{collection.pk}/documents"
     status, body = api.put(path, {"name": "refunds", "contents": "Refunds take 14 days.", "tags": ["policy"]})
     assert status == 200 and body["data"]["state"] == "Created"
@@ -98,7 +98,7 @@ def test_put_created_modified_not_modified_and_billing(api: Api, funded_org, col
     assert status == 400
 
 
-def test_bulk_jsonl_upserts_and_reports_bad_lines(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_jsonl_upserts_and_reports_bad_lines(api: Api, funded_org, collection) -> None:
     path = f"/collections/{collection.pk}/documents"
     rows = [
         {"docid": "d1", "text": "Cats purr when content.", "__ref": "pets", "__tags": ["animals"]},
@@ -152,7 +152,7 @@ def test_bulk_jsonl_upserts_and_reports_bad_lines(api: Api, funded_org, collecti
     assert not Chunk.objects.for_org(funded_org).exists()
 
 
-def test_query_is_billed_per_search_and_refused_without_balance(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+def test_query_is_billed_per_search_and_refused_without_balance(api: Api, funded_org, collection) -> None:
     api.put(f"/collections/{collection.pk}/documents", {"name": "a", "contents": "The moon orbits the earth."})
     index_queued(collection)
     for mode in ("hybrid", "vector", "fulltext"):
@@ -173,13 +173,13 @@ def test_query_is_billed_per_search_and_refused_without_balance(api: Api, funded
     assert status == 200 and body["data"] == []
 
 
-def test_query_without_balance_is_402(api: Api, org, knowledge_prices) -> None:  # type: ignore[no-untyped-def]
+def test_query_without_balance_is_402(api: Api, org, knowledge_prices) -> None:
     cid = _collection(api)
     status, body = api.get(f"/collections/{cid}/query", {"term": "anything"})
     assert status == 402 and body["error"]["code"] == "insufficient_balance"
 
 
-def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_org, collection, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_org, collection, monkeypatch) -> None:
     path = f"/collections/{collection.pk}/files"
     files = [
         SimpleUploadedFile("notes.md", b"# Notes\n\nSome notes.", content_type="text/markdown"),
@@ -204,7 +204,7 @@ def test_file_upload_rejects_unsupported_and_oversized_files(api: Api, funded_or
     assert document.status == DocumentStatus.INDEXED and document.file_kind == "md"
 
 
-def test_collection_language_on_create_and_patch(api: Api, funded_org) -> None:  # type: ignore[no-untyped-def]
+def test_collection_language_on_create_and_patch(api: Api, funded_org) -> None:
     status, body = api.post("/collections", {"collectionName": "Ajuda", "language": "pt-BR"})
     assert status == 201 and body["data"]["language"] == "portuguese"
     collection_id = body["data"]["id"]
@@ -217,7 +217,7 @@ def test_collection_language_on_create_and_patch(api: Api, funded_org) -> None: 
     assert body["message"] == "Collection updated."  # the full text is redone in SQL: no re-embedding
 
 
-def test_reindex_is_an_explicit_action_with_progress(api: Api, funded_org, collection) -> None:  # type: ignore[no-untyped-def]
+def test_reindex_is_an_explicit_action_with_progress(api: Api, funded_org, collection) -> None:
     for name in ("a", "b"):
         status, _ = api.put(f"/collections/{collection.pk}/documents", {"name": name, "contents": f"Text {name}."})
         assert status == 200
@@ -243,7 +243,7 @@ def test_reindex_is_an_explicit_action_with_progress(api: Api, funded_org, colle
     "url",
     ["http://169.254.169.254/v1", "http://[64:ff9b::a9fe:a9fe]/v1", "http://2852039166/v1", "http://[fd00::1]/v1"],
 )
-def test_a_collection_embedding_url_cannot_point_at_metadata(api: Api, funded_org, url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_collection_embedding_url_cannot_point_at_metadata(api: Api, funded_org, url: str) -> None:
     body = {"collectionName": "Remote", "embeddingModel": "m", "embeddingBaseUrl": url, "embeddingDimension": 8}
     status, response = api.post("/collections", body)
     assert status == 400, response

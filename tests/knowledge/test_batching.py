@@ -123,13 +123,13 @@ def test_a_transient_failure_requeues_the_batch_and_a_permanent_one_fails_it(
 
 def test_uploads_enqueue_text_documents_in_batches_and_files_alone(
     funded_org: Organization, collection: Collection, settings, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from knowledge import tasks
 
     settings.KNOWLEDGE_INDEX_BATCH = 4
     sent: list[list[list[str]]] = []
     original = tasks.ingest_documents.delay
-    tasks.ingest_documents.delay = lambda jobs: sent.append(jobs)  # type: ignore[method-assign]
+    tasks.ingest_documents.delay = lambda jobs: sent.append(jobs)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             _bulk(collection, 10)
@@ -139,7 +139,7 @@ def test_uploads_enqueue_text_documents_in_batches_and_files_alone(
                 files=[services.FileUpload(name=f"n{i}.txt", data=b"Some notes.") for i in range(2)],
             )
     finally:
-        tasks.ingest_documents.delay = original  # type: ignore[method-assign]
+        tasks.ingest_documents.delay = original
     assert [len(jobs) for jobs in sent] == [4, 4, 2, 1, 1]
     names = set(Document.objects.for_org(funded_org).values_list("pk", flat=True))
     assert {job[0] for jobs in sent for job in jobs} == {str(pk) for pk in names}

@@ -23,7 +23,7 @@ def body(chunk: Chunk) -> str:
     return chunk.text.split("\n\n", 1)[1] if chunk.heading else chunk.text
 
 
-def check_invariants(chunks: list[Chunk], counter, max_tokens: int) -> None:  # type: ignore[no-untyped-def]
+def check_invariants(chunks: list[Chunk], counter, max_tokens: int) -> None:
     assert [c.position for c in chunks] == list(range(len(chunks)))
     for c in chunks:
         assert c.text.strip(), "empty chunk"

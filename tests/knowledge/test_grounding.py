@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def grounded(funded_org, collection, catalog_model) -> Any:  # type: ignore[no-untyped-def]
+def grounded(funded_org, collection, catalog_model) -> Any:
     services.document_upsert(
         collection=collection, name="tea", contents="Green tea is steeped at 80 degrees Celsius.", reference="drinks"
     )
@@ -68,7 +68,7 @@ def _upstreams(config: Any) -> list[Any]:
     return [ref.upstream() for ref in config.upstreams]
 
 
-async def test_plain_searches_the_last_user_message(grounded) -> None:  # type: ignore[no-untyped-def]
+async def test_plain_searches_the_last_user_message(grounded) -> None:
     config = await _sync(grounded, knowledge_use_references=True)
     meter = _meter(config)
     result = await aground(
@@ -85,7 +85,7 @@ async def test_plain_searches_the_last_user_message(grounded) -> None:  # type: 
     assert result.annotations[0]["document_citation"]["document_name"] == "tea"
 
 
-async def test_concatenate_joins_the_last_user_messages(grounded) -> None:  # type: ignore[no-untyped-def]
+async def test_concatenate_joins_the_last_user_messages(grounded) -> None:
     config = await _sync(grounded, query_strategy="Concatenate", query_context_size=2)
     result = await aground(
         config,
@@ -97,7 +97,7 @@ async def test_concatenate_joins_the_last_user_messages(grounded) -> None:  # ty
     assert result.documents[0]["documentName"] == "coffee"
 
 
-async def test_rewrite_uses_the_gateway_model_and_bills_it(grounded, stub, upstream_model) -> None:  # type: ignore[no-untyped-def]
+async def test_rewrite_uses_the_gateway_model_and_bills_it(grounded, stub, upstream_model) -> None:
     stub.app.script(upstream_model, content="At what temperature is green tea steeped?")
     config = await _sync(grounded, query_strategy="FullRewrite", query_context_size=1)
     meter = _meter(config)
@@ -126,7 +126,7 @@ async def test_rewrite_uses_the_gateway_model_and_bills_it(grounded, stub, upstr
     assert result.query == "espresso pressure" and [line.sku for line in meter.lines] == [skus.KNOWLEDGE_SEARCH]
 
 
-async def test_query_function_offers_a_tool_and_runs_its_calls(grounded) -> None:  # type: ignore[no-untyped-def]
+async def test_query_function_offers_a_tool_and_runs_its_calls(grounded) -> None:
     config = await _sync(grounded, query_strategy="QueryFunction")
     meter = _meter(config)
     result = await aground(config, _upstreams(config), _request(("user", "hi")), meter)
@@ -173,7 +173,7 @@ async def _sync(make: Any, **fields: Any) -> Any:
     return await sync_to_async(make)(**fields)
 
 
-async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded, stub, upstream_model) -> None:  # type: ignore[no-untyped-def]
+async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded, stub, upstream_model) -> None:
     config = await _sync(grounded, query_strategy="QueryFunction")
     call = {
         "id": "c1",
@@ -200,7 +200,7 @@ async def test_query_function_loop_runs_the_search_and_bills_each_round(grounded
     assert data["choices"][0]["message"]["tool_calls"]  # the last round's answer, relayed as it is
 
 
-async def test_a_deleted_collection_stops_grounding_without_failing_the_chat(grounded, collection) -> None:  # type: ignore[no-untyped-def]
+async def test_a_deleted_collection_stops_grounding_without_failing_the_chat(grounded, collection) -> None:
     config = await _sync(grounded)  # resolved (and possibly cached) while the collection existed
     await _sync(lambda: services.collection_delete(collection=collection))
     meter = _meter(config)

@@ -14,9 +14,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from billing.models import LedgerEntry
 from knowledge import ingestion, providers, services
-from knowledge.ingestion import BALANCE_REASON, document_ingest, documents_requeue_stale
+from knowledge.ingestion import BALANCE_REASON, document_ingest
 from knowledge.models import Chunk, Collection, Document, DocumentStatus
 from knowledge.search import search_collection
+from knowledge.sweep import documents_requeue_stale
 from tests.knowledge.conftest import index_queued
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_a_crashed_task_is_requeued_by_the_sweeper_then_failed(
     collection: Collection,
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     document = _doc(collection)
     real = providers.local_embedder()
 
@@ -71,7 +72,7 @@ def test_a_crashed_task_is_requeued_by_the_sweeper_then_failed(
         name, dimension, max_input_tokens = real.name, real.dimension, real.max_input_tokens
         calls = 0
 
-        def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        def embed(self, texts: list[str]):
             Dies.calls += 1
             if Dies.calls == 2:
                 raise SystemExit("worker killed")  # a kill mid-way: nothing is caught, nothing committed
@@ -109,7 +110,7 @@ def test_a_crashed_task_is_requeued_by_the_sweeper_then_failed(
 
 def test_queued_documents_whose_message_was_lost_are_sent_again(
     collection: Collection, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     document = _doc(collection)
     Document.unscoped.filter(pk=document.pk).update(enqueued_at=timezone.now() - timedelta(hours=2))
     with django_capture_on_commit_callbacks() as callbacks:
@@ -205,7 +206,7 @@ def test_switching_to_a_remote_model_of_another_dimension(
     assert billed.count() == 2
 
 
-def test_nothing_is_billed_with_billing_off(org: Organization, knowledge_prices: None, settings) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_is_billed_with_billing_off(org: Organization, knowledge_prices: None, settings) -> None:
     settings.BILLING_ENABLED = False
     collection = services.collection_create(organization=org, name="Free")  # an unfunded organization
     document = _doc(collection, text="Short text.")

@@ -72,7 +72,7 @@ def test_english_is_the_default_and_misses_portuguese_stems(funded_org: Organiza
 
 def test_changing_the_language_reindexes_the_full_text_only(
     funded_org: Organization, collection: Collection, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _fill(collection)
     before = {c.pk: list(c.embedding) for c in Chunk.objects.for_org(funded_org).filter(collection=collection)}
     with django_capture_on_commit_callbacks(execute=True):

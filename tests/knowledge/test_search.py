@@ -91,7 +91,7 @@ def _force_hnsw() -> None:
         cursor.execute("SET LOCAL enable_bitmapscan = off")
 
 
-def test_filtered_hnsw_needs_the_iterative_scan(crowded) -> None:  # type: ignore[no-untyped-def]
+def test_filtered_hnsw_needs_the_iterative_scan(crowded) -> None:
     target, vectors, ids = crowded
     rng = np.random.default_rng(11)
     query = _unit(rng.normal(size=(1, DIM)))[0]
@@ -130,7 +130,7 @@ def test_filtered_hnsw_needs_the_iterative_scan(crowded) -> None:  # type: ignor
     assert scores == sorted(scores, reverse=True)
 
 
-def test_search_never_crosses_tenants(crowded, outsider_org: Organization) -> None:  # type: ignore[no-untyped-def]
+def test_search_never_crosses_tenants(crowded, outsider_org: Organization) -> None:
     target, _vectors, ids = crowded
     rng = np.random.default_rng(3)
     for _ in range(5):

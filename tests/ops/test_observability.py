@@ -52,7 +52,7 @@ def _chat(live_asgi, key: str, model: str, *, stream: bool = False, headers: dic
 
 
 @pytest.fixture
-def metrics_token(settings):  # type: ignore[no-untyped-def]
+def metrics_token(settings):
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_NETWORKS = []
 

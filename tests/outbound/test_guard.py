@@ -70,7 +70,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     answers: dict[str, str] = {}
     real = socket.getaddrinfo
 
-    def fake(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fake(host, port, *args, **kwargs):
         if host in answers:
             family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
             return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]

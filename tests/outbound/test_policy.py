@@ -57,14 +57,14 @@ PRIVATE = [
 
 
 @pytest.fixture
-def strict(settings):  # type: ignore[no-untyped-def]
+def strict(settings):
     settings.OUTBOUND_ALLOW_LOOPBACK = False
     settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = []
     return settings
 
 
 @pytest.fixture
-def permissive(settings):  # type: ignore[no-untyped-def]
+def permissive(settings):
     """The widest an operator can go."""
     settings.OUTBOUND_ALLOW_LOOPBACK = True
     settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = ["0.0.0.0/0", "::/0", "metadata.google.internal", "metadata"]
@@ -102,7 +102,7 @@ def test_operator_allow_list_of_hosts_and_cidrs(strict, monkeypatch) -> None:
     strict.OUTBOUND_ALLOWED_PRIVATE_HOSTS = ["10.0.0.0/8", "models.corp"]
     real = socket.getaddrinfo
 
-    def fake(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fake(host, port, *args, **kwargs):
         if host in {"models.corp", "other.corp"}:
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.168.7.7", port))]
         return real(host, port, *args, **kwargs)
@@ -123,7 +123,7 @@ def test_platform_urls_may_be_private(strict, url) -> None:
 def test_every_resolved_address_is_checked(strict, monkeypatch) -> None:
     strict.OUTBOUND_ALLOW_LOOPBACK = True
 
-    def fake(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fake(host, port, *args, **kwargs):
         return [
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
             (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fe80::1%eth0", port, 0, 2)),

@@ -45,7 +45,7 @@ def set_limit(level: str, field: str, amount: int, *, key: ApiKey, organization:
         organization.save()
 
 
-def post_chat(live_asgi, raw_key: str, body: dict, **headers: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+def post_chat(live_asgi, raw_key: str, body: dict, **headers: str) -> httpx.Response:
     return httpx.post(
         f"{live_asgi.url}/api/v1/chat/completions",
         json=body,

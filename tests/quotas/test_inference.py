@@ -19,13 +19,13 @@ LEVEL_WORDS = {"key": "for this API key", "organization": "for this organization
 RESET = re.compile(r"^(\d+ms|\d+s|\d+m\d+s|\d+h\d+m\d+s)$")
 
 
-def _ask(gateway) -> dict:  # type: ignore[no-untyped-def]
+def _ask(gateway) -> dict:
     return {"model": gateway.slug, "messages": [{"role": "user", "content": "hello there"}]}
 
 
 @pytest.mark.parametrize("level", ["key", "organization", "plan"])
 @pytest.mark.parametrize(("field", "per"), [("requests_per_minute", "minute"), ("requests_per_day", "day")])
-def test_requests_limit_at_each_level(  # type: ignore[no-untyped-def]
+def test_requests_limit_at_each_level(
     live_asgi, api_key, gateway, default_plan, stub, upstream_model, level, field, per
 ):
     set_limit(level, field, 2, key=api_key.key, organization=Organization.objects.get(pk=gateway.organization_id))
@@ -43,7 +43,7 @@ def test_requests_limit_at_each_level(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("level", ["key", "organization", "plan"])
-def test_tokens_per_minute_at_each_level_counts_the_real_total(  # type: ignore[no-untyped-def]
+def test_tokens_per_minute_at_each_level_counts_the_real_total(
     live_asgi, api_key, gateway, default_plan, stub, upstream_model, level
 ):
     stub.app.script(upstream_model, content="word " * 120)
@@ -76,9 +76,7 @@ def test_tokens_per_minute_at_each_level_counts_the_real_total(  # type: ignore[
     assert int(third.headers["Retry-After"]) >= 1
 
 
-def test_headers_on_every_inference_response_including_streams(  # type: ignore[no-untyped-def]
-    live_asgi, api_key, gateway, default_plan
-):
+def test_headers_on_every_inference_response_including_streams(live_asgi, api_key, gateway, default_plan):
     response = post_chat(live_asgi, api_key.raw, {**_ask(gateway), "stream": True})
     assert response.status_code == 200 and response.text.rstrip().endswith("data: [DONE]")
     assert response.headers["x-ratelimit-limit-requests"] == "600"
@@ -89,9 +87,7 @@ def test_headers_on_every_inference_response_including_streams(  # type: ignore[
     assert RESET.match(response.headers["x-ratelimit-reset-tokens"])
 
 
-def test_a_refused_request_reserves_and_bills_nothing(  # type: ignore[no-untyped-def]
-    live_asgi, api_key, gateway, default_plan
-):
+def test_a_refused_request_reserves_and_bills_nothing(live_asgi, api_key, gateway, default_plan):
     set_limit("key", "requests_per_minute", 1, key=api_key.key, organization=gateway.organization)
     assert post_chat(live_asgi, api_key.raw, _ask(gateway)).status_code == 200
     billed = BilledRequest.unscoped.filter(organization_id=gateway.organization_id).count()
@@ -101,14 +97,14 @@ def test_a_refused_request_reserves_and_bills_nothing(  # type: ignore[no-untype
     assert Reservation.unscoped.filter(organization_id=gateway.organization_id).count() == reservations
 
 
-def test_a_request_larger_than_the_tokens_limit_is_told_so(live_asgi, api_key, gateway, default_plan):  # type: ignore[no-untyped-def]
+def test_a_request_larger_than_the_tokens_limit_is_told_so(live_asgi, api_key, gateway, default_plan):
     set_limit("key", "tokens_per_minute", 3, key=api_key.key, organization=gateway.organization)
     response = post_chat(live_asgi, api_key.raw, _ask(gateway))
     assert response.status_code == 429
     assert response.json()["error"]["message"].startswith("Request too large")
 
 
-async def test_the_playground_is_limited_by_the_organization_and_its_plan(gateway, owner, default_plan):  # type: ignore[no-untyped-def]
+async def test_the_playground_is_limited_by_the_organization_and_its_plan(gateway, owner, default_plan):
     from asgiref.sync import sync_to_async
 
     org = await Organization.objects.aget(pk=gateway.organization_id)
@@ -124,9 +120,7 @@ async def test_the_playground_is_limited_by_the_organization_and_its_plan(gatewa
     assert "for this organization" in second.content.decode()
 
 
-def test_another_process_and_the_web_server_share_the_key_counter(  # type: ignore[no-untyped-def]
-    live_asgi, api_key, gateway, default_plan
-):
+def test_another_process_and_the_web_server_share_the_key_counter(live_asgi, api_key, gateway, default_plan):
     """Another process (as a second web server would) takes 2 of the key's 3 requests per minute."""
     import os
     import subprocess

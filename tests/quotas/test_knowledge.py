@@ -17,14 +17,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def collection_id(api: Api, funded_org) -> str:  # type: ignore[no-untyped-def]
+def collection_id(api: Api, funded_org) -> str:
     status, body = api.post("/collections", {"collectionName": "Docs"})
     assert status == 201
     return body["data"]["id"]
 
 
 @pytest.mark.parametrize("level", ["key", "organization", "plan"])
-def test_search_counts_as_a_request(api: Api, api_key, funded_org, collection_id, default_plan, level) -> None:  # type: ignore[no-untyped-def]
+def test_search_counts_as_a_request(api: Api, api_key, funded_org, collection_id, default_plan, level) -> None:
     set_limit(level, "requests_per_minute", 2, key=api_key.key, organization=funded_org)
     responses = [
         api.client.get(
@@ -38,7 +38,7 @@ def test_search_counts_as_a_request(api: Api, api_key, funded_org, collection_id
 
 
 @pytest.mark.parametrize(("level", "field"), [("organization", "documents_per_minute"), ("plan", "documents_per_day")])
-def test_documents_are_counted_one_by_one_and_in_bulk(  # type: ignore[no-untyped-def]
+def test_documents_are_counted_one_by_one_and_in_bulk(
     api: Api, api_key, funded_org, collection_id, default_plan, level, field
 ) -> None:
     set_limit(level, field, 3, key=api_key.key, organization=Organization.objects.get(pk=funded_org.pk))

@@ -91,7 +91,7 @@ def _dead_redis_url() -> str:
     return f"redis://127.0.0.1:{port}/0"  # nothing listens there any more
 
 
-async def test_redis_down_fails_open_by_default_and_is_counted(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_redis_down_fails_open_by_default_and_is_counted(settings, monkeypatch) -> None:
     settings.RATE_LIMIT_FAIL_OPEN = True
     logged: list[str] = []
     # (not caplog: other suites' logging set-up, e.g. Celery's, may have detached this logger from the root)
@@ -103,7 +103,7 @@ async def test_redis_down_fails_open_by_default_and_is_counted(settings, monkeyp
     assert len(logged) == 1 and "fail open" in logged[0]
 
 
-async def test_redis_down_fails_closed_when_configured(settings) -> None:  # type: ignore[no-untyped-def]
+async def test_redis_down_fails_closed_when_configured(settings) -> None:
     settings.RATE_LIMIT_FAIL_OPEN = False
     with pytest.raises(ApiError) as raised:
         await AsyncLimiter(redis_url=_dead_redis_url()).admit([(_limit(amount=1), 1)])

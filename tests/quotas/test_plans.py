@@ -25,7 +25,7 @@ def _plan_form(name: str, **values: object) -> dict[str, object]:
     return {"name": name, **{f: "" for f in [*fields, "documents_per_day"]}, **values}
 
 
-def test_staff_define_plans_and_only_one_is_the_default(staff_client: Client, default_plan) -> None:  # type: ignore[no-untyped-def]
+def test_staff_define_plans_and_only_one_is_the_default(staff_client: Client, default_plan) -> None:
     response = staff_client.post("/admin/quotas/plan/add/", _plan_form("Pro", requests_per_minute="5"))
     assert response.status_code == 302
     assert Plan.objects.get(name="Pro").requests_per_minute == 5
@@ -33,7 +33,7 @@ def test_staff_define_plans_and_only_one_is_the_default(staff_client: Client, de
     assert response.status_code == 200 and "Only one plan can be the default" in response.content.decode()
 
 
-def test_plan_and_organization_changes_apply_at_once(org, default_plan) -> None:  # type: ignore[no-untyped-def]
+def test_plan_and_organization_changes_apply_at_once(org, default_plan) -> None:
     assert policy.organization_limits(org.pk).plan.requests_per_minute == 600  # now cached in Redis
     default_plan.requests_per_minute = 100
     default_plan.save()
