@@ -35,6 +35,12 @@ def main(stub_base_url: str) -> None:
     Price.objects.create(catalog_model=None, sku="knowledge.embedding", unit_price=Decimal("0.00000002"))
     owner = user_create(email="owner@faults.test", password="pw-owner-123!")
     org = organization_create(name="Faults", owner=owner)
+    from quotas.models import Plan  # the suite's traffic is heavy: rate limits are not what it tests
+
+    org.plan = Plan.objects.create(
+        name="Faults", requests_per_minute=10**9, requests_per_day=10**9, tokens_per_minute=10**9
+    )
+    org.save()
     credit_grant(organization=org, amount=Decimal("100"), reason="fault tests", staff_user=None)
     key = api_key_create(organization=org, name="faults", scopes=list(Scope.values), created_by=owner)
     gateways = {}
